@@ -1,0 +1,197 @@
+package state
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Contents is a whole store held in memory: what a state.json document
+// holds and what Replace writes.
+type Contents struct {
+	Metadata  Metadata
+	Hosts     map[string]*HostState
+	Resources map[string]*ResourceState
+}
+
+// Validate checks every record of c (normalizing them in place) and that
+// each host is stored under its own name. Errors are *FieldError values
+// with JSON paths such as "hosts.web01.port".
+func (c *Contents) Validate() error {
+	for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
+		h := c.Hosts[name]
+		if h == nil {
+			return &FieldError{Path: "hosts." + pathKey(name), Msg: "must be an object"}
+		}
+		n, err := h.Normalize()
+		if err != nil {
+			return err.(*FieldError).Under("hosts." + pathKey(name))
+		}
+		if n.Name != name {
+			return &FieldError{Path: "hosts." + pathKey(name) + ".name", Msg: fmt.Sprintf("%q does not match its key", n.Name)}
+		}
+		c.Hosts[name] = n
+	}
+	for _, key := range slices.Sorted(maps.Keys(c.Resources)) {
+		p := "resources." + pathKey(key)
+		if err := ValidateName(key); err != nil {
+			return err.(*FieldError).Under(p)
+		}
+		r := c.Resources[key]
+		if r == nil {
+			return &FieldError{Path: p, Msg: "must be an object"}
+		}
+		n, err := r.Normalize()
+		if err != nil {
+			return err.(*FieldError).Under(p)
+		}
+		c.Resources[key] = n
+	}
+	return nil
+}
+
+// Replace atomically replaces everything the store holds with c, in one
+// durable write, with the safety rules of Terraform's "state push":
+// unless force is set, it refuses with ErrConflict a document whose lineage
+// differs from the store's, that has no lineage, or whose serial is lower
+// than the store's, except when the store is empty (serial 0, no records).
+//
+// The store keeps c's metadata, except that the lineage stays the store's
+// when c has none and the serial becomes one more than the larger of the
+// two serials, so that the import itself counts as a change. c is
+// validated first (see Contents.Validate) and copied.
+func (s *State) Replace(c *Contents, force bool) error {
+	cc := &Contents{Metadata: c.Metadata, Hosts: make(map[string]*HostState, len(c.Hosts)), Resources: make(map[string]*ResourceState, len(c.Resources))}
+	maps.Copy(cc.Hosts, c.Hosts)
+	maps.Copy(cc.Resources, c.Resources)
+	if err := cc.Validate(); err != nil {
+		return fmt.Errorf("state: replace: %w", err)
+	}
+
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	if s.isClosed() {
+		return fmt.Errorf("state: %w", ErrClosed)
+	}
+	s.mu.RLock()
+	cur := s.meta
+	empty := cur.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0
+	s.mu.RUnlock()
+
+	doc := cc.Metadata
+	if !empty && !force {
+		switch {
+		case doc.Lineage == "":
+			return fmt.Errorf("state: replace: document has no lineage and the store is not empty (serial %d): %w", cur.Serial, ErrConflict)
+		case cur.Lineage != "" && doc.Lineage != cur.Lineage:
+			return fmt.Errorf("state: replace: document lineage %s differs from the store's %s: %w", doc.Lineage, cur.Lineage, ErrConflict)
+		case doc.Serial < cur.Serial:
+			return fmt.Errorf("state: replace: document serial %d is older than the store's %d: %w", doc.Serial, cur.Serial, ErrConflict)
+		}
+	}
+	meta := doc
+	if meta.Lineage == "" {
+		meta.Lineage = cur.Lineage
+	}
+	meta.Serial = max(doc.Serial, cur.Serial) + 1
+	now := Timestamp(time.Now())
+	if meta.CreatedAt.IsZero() {
+		meta.CreatedAt = cur.CreatedAt
+	}
+	if meta.UpdatedAt.IsZero() {
+		meta.UpdatedAt = now
+	}
+	meta.CreatedAt, meta.UpdatedAt = Timestamp(meta.CreatedAt), Timestamp(meta.UpdatedAt)
+
+	changes := make([]Change, 0, len(cc.Hosts)+len(cc.Resources))
+	for _, name := range slices.Sorted(maps.Keys(cc.Hosts)) {
+		changes = append(changes, Change{Kind: KindHost, Key: name, Host: cc.Hosts[name]})
+	}
+	for _, key := range slices.Sorted(maps.Keys(cc.Resources)) {
+		changes = append(changes, Change{Kind: KindResource, Key: key, Resource: cc.Resources[key]})
+	}
+	got, err := s.b.Commit(&Batch{Changes: changes, Time: now, Replace: &meta})
+	if err != nil {
+		return fmt.Errorf("state: replace: %w", err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.meta = got
+	s.hosts = make(map[string]*HostState, len(cc.Hosts))
+	s.resources = make(map[string]*ResourceState, len(cc.Resources))
+	s.byType = make(map[string]map[string]struct{})
+	s.apply(changes)
+	return nil
+}
+
+// memSnapshot is a Snapshot over immutable records held in maps. It hands
+// out copies.
+type memSnapshot struct {
+	meta      Metadata
+	hosts     map[string]*HostState
+	resources map[string]*ResourceState
+	// byType lists resource keys by type (unsorted).
+	byType map[string][]string
+}
+
+// NewSnapshot returns a Snapshot over c. The Snapshot hands out copies of
+// c's records; c must not change while it is in use. Backends that keep
+// their store in memory use it.
+func NewSnapshot(c *Contents) Snapshot {
+	s := &memSnapshot{meta: c.Metadata, hosts: c.Hosts, resources: c.Resources}
+	return s
+}
+
+func (m *memSnapshot) Metadata() Metadata { return m.meta }
+
+func (m *memSnapshot) Len() (int, int) { return len(m.hosts), len(m.resources) }
+
+func (m *memSnapshot) Host(name string) (*HostState, bool, error) {
+	h, ok := m.hosts[name]
+	return h.Clone(), ok, nil
+}
+
+func (m *memSnapshot) Resource(key string) (*ResourceState, bool, error) {
+	r, ok := m.resources[key]
+	return r.Clone(), ok, nil
+}
+
+func (m *memSnapshot) Hosts(fn func(*HostState) error) error {
+	for _, name := range slices.Sorted(maps.Keys(m.hosts)) {
+		if err := fn(m.hosts[name].Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memSnapshot) Resources(fn func(string, *ResourceState) error) error {
+	for _, key := range slices.Sorted(maps.Keys(m.resources)) {
+		if err := fn(key, m.resources[key].Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memSnapshot) ResourcesOfType(typ string, fn func(string, *ResourceState) error) error {
+	var keys []string
+	if m.byType != nil {
+		keys = slices.Clone(m.byType[typ])
+	} else {
+		for k, r := range m.resources {
+			if r.Type == typ {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		if err := fn(key, m.resources[key].Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrInvalid means an argument or a record breaks a rule of the store
+	// (an empty name, a port out of range, a value JSON cannot represent).
+	ErrInvalid = errors.New("invalid")
+	// ErrLocked means another process or controller holds the store's lock.
+	ErrLocked = errors.New("locked")
+	// ErrCorrupt means stored data cannot be read as a valid store.
+	ErrCorrupt = errors.New("corrupt")
+	// ErrClosed means the State or Backend was used after Close.
+	ErrClosed = errors.New("closed")
+	// ErrConflict means a write was refused because the store holds a
+	// different or newer state (lineage or serial mismatch on import).
+	ErrConflict = errors.New("conflict")
+	// ErrReadOnly means a write was attempted on a store opened read-only.
+	ErrReadOnly = errors.New("read-only")
+)
+
+// FieldError reports a bad field, naming it by its JSON path relative to
+// what was validated ("port", "vars.tls.key", "hosts.web01.port").
+// It matches ErrInvalid with errors.Is.
+type FieldError struct {
+	Path string // JSON path of the bad field
+	Msg  string // what is wrong with it
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// Unwrap returns ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Under returns a copy of e whose path is prefixed by prefix (and a dot).
+func (e *FieldError) Under(prefix string) *FieldError {
+	if e.Path == "" {
+		return &FieldError{Path: prefix, Msg: e.Msg}
+	}
+	return &FieldError{Path: prefix + "." + e.Path, Msg: e.Msg}
+}
+
+// LockInfo describes the holder of a store's lock. It is written beside the
+// store while the lock is held and holds no secrets.
+type LockInfo struct {
+	PID      int       `json:"pid"`
+	Host     string    `json:"host"`
+	Command  string    `json:"command"`
+	Since    time.Time `json:"since"`
+	Instance string    `json:"instance,omitempty"` // random id of the holder's open
+}
+
+// String describes the holder: "pid 4242 (ftl2 apply) on host ci-7 since
+// 10:31:05" (local time).
+func (i *LockInfo) String() string {
+	s := fmt.Sprintf("pid %d", i.PID)
+	if i.Command != "" {
+		s += " (" + i.Command + ")"
+	}
+	if i.Host != "" {
+		s += " on host " + i.Host
+	}
+	if !i.Since.IsZero() {
+		s += " since " + i.Since.Local().Format("15:04:05")
+	}
+	return s
+}
+
+// LockError reports that a store is locked. It matches ErrLocked.
+type LockError struct {
+	// Path names the store (a file path or an etcd prefix).
+	Path string
+	// Holder is what the holder wrote about itself, nil when unknown.
+	Holder *LockInfo
+	// Stale reports that Holder describes a process that is gone; the lock
+	// itself is then held by someone who did not write (or could not
+	// write) lock info.
+	Stale bool
+	// Waited is how long Open waited for the lock.
+	Waited time.Duration
+}
+
+func (e *LockError) Error() string {
+	msg := e.Path + ": locked"
+	switch h := e.Holder; {
+	case h != nil && !e.Stale:
+		msg += " by " + h.String()
+	case h != nil:
+		msg += fmt.Sprintf(" by another process (stale lock info from pid %d on %s)", h.PID, h.Host)
+	default:
+		msg += " by another process"
+	}
+	if e.Waited > 0 {
+		msg += fmt.Sprintf(" (waited %s)", e.Waited)
+	}
+	return msg
+}
+
+// Unwrap returns ErrLocked.
+func (e *LockError) Unwrap() error { return ErrLocked }
+
+func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

@@ -1,0 +1,217 @@
+package state_test
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-ftl2/ftlstate/state"
+	"github.com/go-ftl2/ftlstate/state/statetest"
+)
+
+var errDiskFull = errors.New("no space left on device")
+
+func openMemory(t *testing.T) (*state.State, *statetest.Memory) {
+	t.Helper()
+	b := statetest.NewMemory()
+	st, err := state.Open(b)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return st, b
+}
+
+func TestState_FailedWriteLeavesMemoryUnchanged(t *testing.T) {
+	st, b := openMemory(t)
+	require.NoError(t, st.AddHost(&state.HostState{Name: "web01", Address: "a"}))
+	require.NoError(t, st.AddResource("r", &state.ResourceState{Type: "t", ID: "1"}))
+	hosts, res, meta := st.AllHosts(), st.AllResources(), st.Metadata()
+
+	b.FailCommits(func(*state.Batch) error { return errDiskFull })
+	writes := map[string]error{
+		"AddHost new":      st.AddHost(&state.HostState{Name: "web02"}),
+		"AddHost update":   st.AddHost(&state.HostState{Name: "web01", Address: "b"}),
+		"RemoveHost":       st.RemoveHost("web01"),
+		"AddResource":      st.AddResource("r", &state.ResourceState{Type: "other"}),
+		"RemoveResource":   st.RemoveResource("r"),
+		"Update":           st.Update(func(tx *state.Tx) error { return tx.AddHost(&state.HostState{Name: "web03"}) }),
+		"Replace (import)": st.Replace(&state.Contents{}, true),
+	}
+	for name, err := range writes {
+		assert.ErrorIs(t, err, errDiskFull, "%s returns the backend's error", name)
+	}
+	assert.True(t, reflect.DeepEqual(hosts, st.AllHosts()), "hosts unchanged after failed writes")
+	assert.True(t, reflect.DeepEqual(res, st.AllResources()), "resources unchanged")
+	assert.Equal(t, meta, st.Metadata(), "metadata unchanged")
+	assert.Len(t, st.GetResourcesByType("t"), 1, "index unchanged")
+	assert.Empty(t, st.GetResourcesByType("other"))
+
+	// Once the backend recovers, writes work again.
+	b.FailCommits(nil)
+	require.NoError(t, st.AddHost(&state.HostState{Name: "web02"}))
+	assert.True(t, st.HasHost("web02"))
+	assert.Equal(t, meta.Serial+1, st.Metadata().Serial)
+}
+
+// gateBackend holds every Commit until n of them are in flight at once.
+type gateBackend struct {
+	*statetest.Memory
+	n        int
+	mu       sync.Mutex
+	inFlight int
+	max      int
+	release  chan struct{}
+}
+
+func (g *gateBackend) Commit(b *state.Batch) (state.Metadata, error) {
+	g.mu.Lock()
+	g.inFlight++
+	g.max = max(g.max, g.inFlight)
+	if g.inFlight == g.n {
+		close(g.release)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.release:
+	case <-time.After(10 * time.Second):
+		return state.Metadata{}, errors.New("commits were serialized: never had enough in flight")
+	}
+	defer func() { g.mu.Lock(); g.inFlight--; g.mu.Unlock() }()
+	return g.Memory.Commit(b)
+}
+
+// Writes of different records must reach the backend concurrently, or no
+// backend could group-commit them.
+func TestState_WritesOfDifferentKeysReachBackendConcurrently(t *testing.T) {
+	const n = 8
+	g := &gateBackend{Memory: statetest.NewMemory(), n: n, release: make(chan struct{})}
+	st, err := state.Open(g)
+	require.NoError(t, err)
+	defer st.Close()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			assert.NoError(t, st.AddHost(&state.HostState{Name: fmt.Sprintf("h%d", i)}))
+		})
+	}
+	// Reads do not wait for the writes in flight.
+	done := make(chan struct{})
+	go func() {
+		for range 100 {
+			st.AllHosts()
+			st.Metadata()
+		}
+		close(done)
+	}()
+	<-done
+	wg.Wait()
+	assert.Equal(t, n, g.max)
+	hosts, _ := st.Len()
+	assert.Equal(t, n, hosts)
+	assert.Equal(t, uint64(n), st.Metadata().Serial)
+}
+
+// Writes of the same record are serialized: the second waits for the first.
+func TestState_WritesOfSameKeyAreSerialized(t *testing.T) {
+	b := statetest.NewMemory()
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	b.FailCommits(func(*state.Batch) error {
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return nil
+	})
+	st, err := state.Open(b)
+	require.NoError(t, err)
+	defer st.Close()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() { assert.NoError(t, st.AddHost(&state.HostState{Name: "same", Port: i})) })
+	}
+	wg.Wait()
+	assert.Equal(t, 1, maxInFlight, "two writes of one key never in flight together")
+}
+
+func TestState_CloseWaitsForWritesInFlight(t *testing.T) {
+	b := statetest.NewMemory()
+	started := make(chan struct{})
+	b.FailCommits(func(*state.Batch) error {
+		close(started)
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	st, err := state.Open(b)
+	require.NoError(t, err)
+	errc := make(chan error)
+	go func() { errc <- st.AddHost(&state.HostState{Name: "h"}) }()
+	<-started
+	require.NoError(t, st.Close())
+	require.NoError(t, <-errc, "a write in flight when Close was called completes")
+}
+
+func TestOpen_ClosesBackendOnLoadError(t *testing.T) {
+	b := &failingView{Memory: statetest.NewMemory()}
+	_, err := state.Open(b)
+	require.ErrorIs(t, err, state.ErrCorrupt)
+	assert.ErrorIs(t, b.Memory.View(func(state.Snapshot) error { return nil }), state.ErrClosed, "backend closed")
+}
+
+type failingView struct{ *statetest.Memory }
+
+func (f *failingView) View(func(state.Snapshot) error) error {
+	return fmt.Errorf("bad record: %w", state.ErrCorrupt)
+}
+
+func TestNextMetadata(t *testing.T) {
+	t0 := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	prev := state.Metadata{Version: "1.0", CreatedAt: t0, UpdatedAt: t0.Add(time.Hour), Serial: 4, Lineage: "L"}
+
+	m := state.NextMetadata(prev, &state.Batch{Time: t0.Add(2 * time.Hour)})
+	assert.Equal(t, uint64(5), m.Serial)
+	assert.Equal(t, t0.Add(2*time.Hour), m.UpdatedAt)
+	assert.Equal(t, "L", m.Lineage)
+	assert.Equal(t, t0, m.CreatedAt)
+
+	m = state.NextMetadata(prev, &state.Batch{Time: t0})
+	assert.Equal(t, t0.Add(time.Hour), m.UpdatedAt, "UpdatedAt never goes back")
+
+	m = state.NextMetadata(state.Metadata{}, &state.Batch{Time: t0})
+	assert.Equal(t, "1.0", m.Version, "a store without metadata gets it")
+	assert.NotEmpty(t, m.Lineage)
+	assert.Equal(t, t0, m.CreatedAt)
+	assert.Equal(t, uint64(1), m.Serial)
+
+	rep := state.Metadata{Serial: 9, Lineage: "X", CreatedAt: t0, UpdatedAt: t0}
+	m = state.NextMetadata(prev, &state.Batch{Time: t0.Add(5 * time.Hour), Replace: &rep})
+	assert.Equal(t, uint64(9), m.Serial, "Replace sets the serial as given")
+	assert.Equal(t, "X", m.Lineage)
+	assert.Equal(t, "1.0", m.Version)
+}
+
+func TestNewLineage(t *testing.T) {
+	a, b := state.NewLineage(), state.NewLineage()
+	assert.NotEqual(t, a, b)
+	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, a)
+}
+
+func TestLockError_Message(t *testing.T) {
+	since := time.Date(2024, 1, 15, 10, 31, 5, 0, time.Local)
+	err := error(&state.LockError{Path: "state.db", Holder: &state.LockInfo{PID: 4242, Host: "ci-7", Command: "ftl2 apply", Since: since}})
+	assert.ErrorIs(t, err, state.ErrLocked)
+	assert.Equal(t, "state.db: locked by pid 4242 (ftl2 apply) on host ci-7 since 10:31:05", err.Error())
+	err = &state.LockError{Path: "state.db"}
+	assert.Equal(t, "state.db: locked by another process", err.Error())
+	err = &state.LockError{Path: "s", Holder: &state.LockInfo{PID: 1, Host: "h"}, Stale: true}
+	assert.Contains(t, err.Error(), "stale lock info from pid 1")
+}

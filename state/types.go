@@ -1,0 +1,109 @@
+package state
+
+import (
+	"maps"
+	"time"
+)
+
+// HostState records a host that automation provisioned or added to its
+// inventory. The JSON tags are the documented state.json format.
+type HostState struct {
+	Name      string         `json:"name"`
+	Address   string         `json:"address"`
+	Port      int            `json:"port"`
+	User      string         `json:"user"`
+	Vars      map[string]any `json:"vars,omitempty"`
+	Group     string         `json:"group,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// ResourceState records a provisioned resource: a cloud instance, an IP, a
+// DNS record. Its key in the store (such as "linode:12345678") is not part of
+// the record; it is passed beside it.
+type ResourceState struct {
+	Type      string            `json:"type"`
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Data      map[string]any    `json:"data"`
+	Tags      map[string]string `json:"tags,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// Metadata describes a store as a whole.
+type Metadata struct {
+	// Version is the state format version, "1.0".
+	Version   string    `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Serial grows by one with every committed change, so that an older
+	// copy of the same store can be recognised.
+	Serial uint64 `json:"serial,omitempty"`
+	// Lineage is a random id given to a store when it is created and never
+	// changed, so that a copy of another store can be recognised.
+	Lineage string `json:"lineage,omitempty"`
+}
+
+// FormatVersion is the Metadata.Version this package writes.
+const FormatVersion = "1.0"
+
+// Clone returns a deep copy of h; nil gives nil.
+func (h *HostState) Clone() *HostState {
+	if h == nil {
+		return nil
+	}
+	c := *h
+	c.Vars = CloneMap(h.Vars)
+	return &c
+}
+
+// Clone returns a deep copy of r; nil gives nil.
+func (r *ResourceState) Clone() *ResourceState {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Data = CloneMap(r.Data)
+	c.Tags = maps.Clone(r.Tags)
+	return &c
+}
+
+// CloneMap returns a deep copy of a Vars or Data map holding the value model
+// of this package (nested map[string]any and []any are copied; other values
+// are immutable). nil gives nil.
+func CloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = cloneValue(v)
+	}
+	return c
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return CloneMap(v)
+	case []any:
+		if v == nil {
+			return v
+		}
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = cloneValue(e)
+		}
+		return c
+	default:
+		return v
+	}
+}
+
+// Timestamp returns t as this package stores times: UTC, nanosecond
+// precision, with the monotonic clock reading stripped, so that it compares
+// equal with == after any round trip through a backend.
+func Timestamp(t time.Time) time.Time {
+	return t.UTC().Round(0)
+}

@@ -1,0 +1,475 @@
+package state
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits enforced by validation.
+const (
+	// MaxNameLen is the longest host name, resource key or resource type,
+	// in bytes.
+	MaxNameLen = 1024
+	// MaxValueDepth is the deepest nesting of maps and lists accepted in
+	// Vars and Data.
+	MaxValueDepth = 512
+)
+
+// ValidateName checks a host name, resource key or resource type: not empty,
+// valid UTF-8, at most MaxNameLen bytes, no control characters. Path
+// separators and other punctuation are allowed. The error is a *FieldError
+// with an empty path.
+func ValidateName(s string) error {
+	switch {
+	case s == "":
+		return &FieldError{Msg: "must not be empty"}
+	case len(s) > MaxNameLen:
+		return &FieldError{Msg: fmt.Sprintf("longer than %d bytes", MaxNameLen)}
+	case !utf8.ValidString(s):
+		return &FieldError{Msg: "not valid UTF-8"}
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return &FieldError{Msg: fmt.Sprintf("control character %U not allowed", r)}
+		}
+	}
+	return nil
+}
+
+func validText(path, s string) error {
+	if !utf8.ValidString(s) {
+		return &FieldError{Path: path, Msg: "not valid UTF-8"}
+	}
+	return nil
+}
+
+func nameErr(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return err.(*FieldError).Under(path)
+}
+
+// Normalize returns a validated deep copy of h in the package's value model:
+// Vars values become int64, float64, string, bool, nil, []any or
+// map[string]any, and timestamps are normalized with Timestamp. The error
+// is a *FieldError (matching ErrInvalid) naming the field, such as "port".
+func (h *HostState) Normalize() (*HostState, error) {
+	if h == nil {
+		return nil, &FieldError{Msg: "nil host"}
+	}
+	if err := ValidateName(h.Name); err != nil {
+		return nil, nameErr("name", err)
+	}
+	if h.Port < 0 || h.Port > 65535 {
+		return nil, &FieldError{Path: "port", Msg: "must be 0..65535"}
+	}
+	for _, f := range [...]struct{ path, s string }{{"address", h.Address}, {"user", h.User}, {"group", h.Group}} {
+		if err := validText(f.path, f.s); err != nil {
+			return nil, err
+		}
+	}
+	vars, err := normalizeMap(h.Vars, "vars")
+	if err != nil {
+		return nil, err
+	}
+	c := *h
+	c.Vars = vars
+	c.CreatedAt = Timestamp(h.CreatedAt)
+	c.UpdatedAt = Timestamp(h.UpdatedAt)
+	return &c, nil
+}
+
+// Normalize returns a validated deep copy of r in the package's value model
+// (see HostState.Normalize). Type must be a valid name (see ValidateName).
+func (r *ResourceState) Normalize() (*ResourceState, error) {
+	if r == nil {
+		return nil, &FieldError{Msg: "nil resource"}
+	}
+	if err := ValidateName(r.Type); err != nil {
+		return nil, nameErr("type", err)
+	}
+	for _, f := range [...]struct{ path, s string }{{"id", r.ID}, {"name", r.Name}} {
+		if err := validText(f.path, f.s); err != nil {
+			return nil, err
+		}
+	}
+	data, err := normalizeMap(r.Data, "data")
+	if err != nil {
+		return nil, err
+	}
+	var tags map[string]string
+	if r.Tags != nil {
+		tags = make(map[string]string, len(r.Tags))
+		for k, v := range r.Tags {
+			p := "tags." + pathKey(k)
+			if err := validText(p, k); err != nil {
+				return nil, err
+			}
+			if err := validText(p, v); err != nil {
+				return nil, err
+			}
+			tags[k] = v
+		}
+	}
+	c := *r
+	c.Data = data
+	c.Tags = tags
+	c.CreatedAt = Timestamp(r.CreatedAt)
+	c.UpdatedAt = Timestamp(r.UpdatedAt)
+	return &c, nil
+}
+
+// NormalizeValue returns v converted to the package's value model, the one
+// every backend stores and returns:
+//
+//   - integers (of any Go integer type) whose value fits in int64, and
+//     floating-point numbers with an integral value in int64's range, become
+//     int64 (JSON cannot tell 80 from 80.0, so neither may a backend);
+//   - other numbers become float64; NaN and ±Inf are rejected;
+//   - strings (valid UTF-8 only), bools and nil are kept;
+//   - slices and arrays become []any, maps with string (or integer) keys
+//     become map[string]any, pointers are followed;
+//   - json.Number is parsed; values that marshal themselves to JSON
+//     (json.Marshaler, encoding.TextMarshaler, structs) are converted
+//     through their JSON form;
+//   - channels, functions, complex numbers, cycles and nesting deeper than
+//     MaxValueDepth are rejected.
+//
+// The error is a *FieldError naming the path below v.
+func NormalizeValue(v any) (any, error) {
+	n := normalizer{}
+	return n.value(v, "", 0)
+}
+
+func normalizeMap(m map[string]any, path string) (map[string]any, error) {
+	if m == nil {
+		return nil, nil
+	}
+	n := normalizer{}
+	out, err := n.strMap(m, path, 1)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// normalizer converts values, detecting cycles on the current path.
+type normalizer struct {
+	onPath map[uintptr]struct{}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// pathKey quotes a map key for a JSON path when it is not a plain word.
+func pathKey(k string) string {
+	if k != "" && strings.IndexFunc(k, func(r rune) bool {
+		return !(r == '_' || r == '-' || r == ':' || unicode.IsLetter(r) || unicode.IsDigit(r))
+	}) < 0 {
+		return k
+	}
+	return strconv.Quote(k)
+}
+
+func (n *normalizer) enter(p uintptr, path string) error {
+	if p == 0 {
+		return nil
+	}
+	if n.onPath == nil {
+		n.onPath = make(map[uintptr]struct{})
+	}
+	if _, ok := n.onPath[p]; ok {
+		return &FieldError{Path: path, Msg: "cyclic value"}
+	}
+	n.onPath[p] = struct{}{}
+	return nil
+}
+
+func (n *normalizer) leave(p uintptr) {
+	if p != 0 {
+		delete(n.onPath, p)
+	}
+}
+
+func (n *normalizer) strMap(m map[string]any, path string, depth int) (map[string]any, error) {
+	if depth > MaxValueDepth {
+		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("nested deeper than %d levels", MaxValueDepth)}
+	}
+	p := reflect.ValueOf(m).Pointer()
+	if err := n.enter(p, path); err != nil {
+		return nil, err
+	}
+	defer n.leave(p)
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		kp := joinPath(path, pathKey(k))
+		if !utf8.ValidString(k) {
+			return nil, &FieldError{Path: kp, Msg: "key is not valid UTF-8"}
+		}
+		nv, err := n.value(v, kp, depth)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = nv
+	}
+	return out, nil
+}
+
+func (n *normalizer) list(s []any, path string, depth int) ([]any, error) {
+	if depth > MaxValueDepth {
+		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("nested deeper than %d levels", MaxValueDepth)}
+	}
+	var p uintptr
+	if len(s) > 0 {
+		p = reflect.ValueOf(s).Pointer()
+	}
+	if err := n.enter(p, path); err != nil {
+		return nil, err
+	}
+	defer n.leave(p)
+	out := make([]any, len(s))
+	for i, v := range s {
+		nv, err := n.value(v, joinPath(path, strconv.Itoa(i)), depth)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = nv
+	}
+	return out, nil
+}
+
+func float(path string, f float64) (any, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("%v is not representable in JSON", f)}
+	}
+	// Integral values in int64 range are integers: JSON cannot tell 80 from 80.0.
+	if f == math.Trunc(f) && f >= -(1<<63) && f < (1<<63) {
+		return int64(f), nil
+	}
+	return f, nil
+}
+
+func uinteger(u uint64) any {
+	if u <= math.MaxInt64 {
+		return int64(u)
+	}
+	return float64(u)
+}
+
+// number parses a JSON number literal into int64 or float64.
+func number(path, s string) (any, error) {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("number %s out of range", truncate(s))}
+	}
+	return float(path, f)
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
+}
+
+var (
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+func (n *normalizer) value(v any, path string, depth int) (any, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if !utf8.ValidString(v) {
+			return nil, &FieldError{Path: path, Msg: "string is not valid UTF-8"}
+		}
+		return v, nil
+	case bool:
+		return v, nil
+	case int64:
+		return v, nil
+	case int:
+		return int64(v), nil
+	case int8:
+		return int64(v), nil
+	case int16:
+		return int64(v), nil
+	case int32:
+		return int64(v), nil
+	case uint:
+		return uinteger(uint64(v)), nil
+	case uint8:
+		return int64(v), nil
+	case uint16:
+		return int64(v), nil
+	case uint32:
+		return int64(v), nil
+	case uint64:
+		return uinteger(v), nil
+	case float64:
+		return float(path, v)
+	case float32:
+		return float(path, float64(v))
+	case json.Number:
+		return number(path, string(v))
+	case map[string]any:
+		if v == nil {
+			return nil, nil
+		}
+		return n.strMap(v, path, depth+1)
+	case []any:
+		if v == nil {
+			return nil, nil
+		}
+		return n.list(v, path, depth+1)
+	case map[string]string:
+		if v == nil {
+			return nil, nil
+		}
+		m := make(map[string]any, len(v))
+		for k, s := range v {
+			m[k] = s
+		}
+		return n.strMap(m, path, depth+1)
+	case []string:
+		if v == nil {
+			return nil, nil
+		}
+		s := make([]any, len(v))
+		for i, e := range v {
+			s[i] = e
+		}
+		return n.list(s, path, depth+1)
+	}
+	return n.reflectValue(reflect.ValueOf(v), path, depth)
+}
+
+func (n *normalizer) reflectValue(rv reflect.Value, path string, depth int) (any, error) {
+	t := rv.Type()
+	if t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) {
+		return n.viaJSON(rv.Interface(), path, depth)
+	}
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return nil, nil
+		}
+		if depth+1 > MaxValueDepth {
+			return nil, &FieldError{Path: path, Msg: fmt.Sprintf("nested deeper than %d levels", MaxValueDepth)}
+		}
+		if rv.Kind() == reflect.Pointer {
+			p := rv.Pointer()
+			if err := n.enter(p, path); err != nil {
+				return nil, err
+			}
+			defer n.leave(p)
+		}
+		return n.value(rv.Elem().Interface(), path, depth+1)
+	case reflect.String:
+		return n.value(rv.String(), path, depth)
+	case reflect.Bool:
+		return rv.Bool(), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int(), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return uinteger(rv.Uint()), nil
+	case reflect.Float32, reflect.Float64:
+		return float(path, rv.Float())
+	case reflect.Slice:
+		if rv.IsNil() {
+			return nil, nil
+		}
+		if t.Elem().Kind() == reflect.Uint8 {
+			return n.viaJSON(rv.Interface(), path, depth) // []byte: base64, as JSON writes it
+		}
+		fallthrough
+	case reflect.Array:
+		s := make([]any, rv.Len())
+		for i := range s {
+			s[i] = rv.Index(i).Interface()
+		}
+		var p uintptr
+		if rv.Kind() == reflect.Slice && rv.Len() > 0 {
+			p = rv.Pointer()
+			if err := n.enter(p, path); err != nil {
+				return nil, err
+			}
+			defer n.leave(p)
+		}
+		return n.list(s, path, depth+1)
+	case reflect.Map:
+		if rv.IsNil() {
+			return nil, nil
+		}
+		p := rv.Pointer()
+		if err := n.enter(p, path); err != nil {
+			return nil, err
+		}
+		defer n.leave(p)
+		m := make(map[string]any, rv.Len())
+		iter := rv.MapRange()
+		for iter.Next() {
+			k := iter.Key()
+			var ks string
+			switch k.Kind() {
+			case reflect.String:
+				ks = k.String()
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+				ks = strconv.FormatInt(k.Int(), 10)
+			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+				ks = strconv.FormatUint(k.Uint(), 10)
+			default:
+				return nil, &FieldError{Path: path, Msg: fmt.Sprintf("map key type %s is not representable in JSON", k.Type())}
+			}
+			m[ks] = iter.Value().Interface()
+		}
+		return n.strMap(m, path, depth+1)
+	case reflect.Struct:
+		return n.viaJSON(rv.Interface(), path, depth)
+	default:
+		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("%s value is not representable in JSON", t)}
+	}
+}
+
+// viaJSON converts a value that has its own JSON form by marshalling it and
+// decoding the result.
+func (n *normalizer) viaJSON(v any, path string, depth int) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		msg := err.Error()
+		var ute *json.UnsupportedTypeError
+		var uve *json.UnsupportedValueError
+		switch {
+		case asErr(err, &ute):
+			msg = ute.Type.String() + " value is not representable in JSON"
+		case asErr(err, &uve):
+			msg = "value not representable in JSON: " + uve.Str
+		}
+		return nil, &FieldError{Path: path, Msg: msg}
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var out any
+	if err := d.Decode(&out); err != nil {
+		return nil, &FieldError{Path: path, Msg: err.Error()}
+	}
+	return n.value(out, path, depth)
+}
