@@ -22,19 +22,19 @@ func (c *Contents) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
 		h := c.Hosts[name]
 		if h == nil {
-			return &FieldError{Path: "hosts." + pathKey(name), Msg: "must be an object"}
+			return &FieldError{Path: "hosts." + PathKey(name), Msg: "must be an object"}
 		}
 		n, err := h.Normalize()
 		if err != nil {
-			return err.(*FieldError).Under("hosts." + pathKey(name))
+			return err.(*FieldError).Under("hosts." + PathKey(name))
 		}
 		if n.Name != name {
-			return &FieldError{Path: "hosts." + pathKey(name) + ".name", Msg: fmt.Sprintf("%q does not match its key", n.Name)}
+			return &FieldError{Path: "hosts." + PathKey(name) + ".name", Msg: fmt.Sprintf("%q does not match its key", n.Name)}
 		}
 		c.Hosts[name] = n
 	}
 	for _, key := range slices.Sorted(maps.Keys(c.Resources)) {
-		p := "resources." + pathKey(key)
+		p := "resources." + PathKey(key)
 		if err := ValidateName(key); err != nil {
 			return err.(*FieldError).Under(p)
 		}

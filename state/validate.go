@@ -110,7 +110,7 @@ func (r *ResourceState) Normalize() (*ResourceState, error) {
 	if r.Tags != nil {
 		tags = make(map[string]string, len(r.Tags))
 		for k, v := range r.Tags {
-			p := "tags." + pathKey(k)
+			p := "tags." + PathKey(k)
 			if err := validText(p, k); err != nil {
 				return nil, err
 			}
@@ -174,8 +174,10 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// pathKey quotes a map key for a JSON path when it is not a plain word.
-func pathKey(k string) string {
+// PathKey renders a map key as one element of a JSON path (as in
+// FieldError paths): plain words (letters, digits, '_', '-', ':') as they
+// are, anything else quoted: "a.b" becomes "\"a.b\"".
+func PathKey(k string) string {
 	if k != "" && strings.IndexFunc(k, func(r rune) bool {
 		return !(r == '_' || r == '-' || r == ':' || unicode.IsLetter(r) || unicode.IsDigit(r))
 	}) < 0 {
@@ -215,7 +217,7 @@ func (n *normalizer) strMap(m map[string]any, path string, depth int) (map[strin
 	defer n.leave(p)
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		kp := joinPath(path, pathKey(k))
+		kp := joinPath(path, PathKey(k))
 		if !utf8.ValidString(k) {
 			return nil, &FieldError{Path: kp, Msg: "key is not valid UTF-8"}
 		}
