@@ -1,0 +1,79 @@
+// Package filebackend stores a state in one state.json file, in the
+// documented format (package statefile): the store people can read, review
+// and edit by hand, written so that neither a crash nor a second process
+// can lose it.
+//
+//	b, err := filebackend.Open("state.json", &filebackend.Options{Timeout: 10 * time.Second})
+//	if err != nil {
+//		return err // errors.Is(err, state.ErrLocked): someone else has it
+//	}
+//	st, err := state.Open(b)
+//	...
+//	defer st.Close()
+//
+// The whole store is held in memory and every commit rewrites the whole
+// file, so the cost of a write grows with the store: see the benchmarks
+// (BenchmarkCommit); the bbolt backend is the one for large stores.
+//
+// # Locking
+//
+// Open takes an exclusive advisory lock (flock) on a sidecar file,
+// PATH.lock, and holds it until Close; a second process waits up to
+// Options.Timeout and then fails with a *state.LockError (matching
+// state.ErrLocked) that names the file and the holder. The holder writes
+// who it is (pid, host, command, since; no secrets, see lockinfo) into
+// PATH.lock, in place, and empties it on Close; PATH.lock is never renamed
+// or removed, since that would split the lock. The kernel releases the lock
+// when its holder dies, so a killed process never blocks the next one;
+// the info it left is then reported as stale (Backend.StaleLock). A
+// read-only Open takes no lock (see Options.ReadOnly).
+//
+// # Durability
+//
+// Commit returns nil only once the change is on stable storage. Each
+// rewrite creates a temp file (PATH.tmp-NNNN) in the same directory,
+// writes the document, fsyncs and closes it, renames it over PATH and
+// fsyncs the directory. A crash at any point leaves either the old or the
+// new file, complete. On a failure the temp file is removed, the file is
+// left as it was, and the failed batches change nothing, in the file or
+// in memory. Temp files left by a killed process are never read, and the
+// first successful commit removes them. A new file is created with mode
+// 0600 (hosts' vars hold credentials); a rewrite keeps an existing file's
+// mode and, when permitted, its owner.
+//
+// A file that cannot be read as a state (empty, truncated, invalid JSON,
+// wrong types, invalid records, duplicate keys, unknown fields) makes Open
+// fail with an error matching state.ErrCorrupt that names the path and
+// the line and column or the JSON path of the problem; nothing is ever
+// written over it. A missing file is an empty store, created by the first
+// commit; a file without metadata gets a lineage and timestamps at Open,
+// written by the first commit.
+//
+// # Concurrency
+//
+// A Backend is safe for concurrent use. Commits are group-committed: one
+// writer goroutine rewrites the file; the commits that arrive while it
+// writes wait, and go out together in the next rewrite (one rewrite and
+// one fsync for all of them), each applied in arrival order as its own
+// change with its own serial, and each Commit returns when the rewrite
+// holding it is durable. A batch the backend refuses (a host under another
+// name's key, a time the format cannot hold) fails alone; a failed rewrite
+// fails every batch in it. View never waits for a rewrite: it sees the
+// store as of the last successful commit (the records are immutable and
+// each rewrite publishes new maps).
+//
+// # Caveats
+//
+//   - Memory: the records, plus the encoding of each (kept between
+//     rewrites so that a rewrite encodes only the records that changed),
+//     about the size of the file again.
+//   - If the rename succeeds but the directory fsync fails, Commit reports
+//     the error although the new file is in place; the next successful
+//     commit rewrites the file from memory, without the failed batches.
+//   - A symbolic link at PATH is followed once, at Open: the lock and the
+//     writes go to its target.
+//   - The lock is advisory: a process that writes PATH without this
+//     package is not stopped (Backend.Check notices).
+//   - flock does not work across some network file systems; keep the
+//     state on a local disk.
+package filebackend

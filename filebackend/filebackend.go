@@ -1,0 +1,604 @@
+package filebackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/go-ftl2/ftlstate/internal/lockinfo"
+	"github.com/go-ftl2/ftlstate/state"
+	"github.com/go-ftl2/ftlstate/state/statefile"
+)
+
+// Options configure Open. The zero value (or nil) opens the store for
+// writing and fails at once when another process holds it.
+type Options struct {
+	// Timeout is how long Open waits for the lock that another process
+	// holds. Zero fails at once with an error matching state.ErrLocked; a
+	// negative value waits as long as it takes.
+	Timeout time.Duration
+	// ReadOnly opens the store for reading only: Open reads the file once,
+	// without taking the lock (so it neither waits for a writer nor blocks
+	// one), and Commit fails with state.ErrReadOnly. The file is always a
+	// complete committed state, so what a read-only Backend sees is the
+	// store as of Open. A missing file is an empty store; nothing is
+	// created.
+	ReadOnly bool
+	// MaxSize is the largest state file Open reads, in bytes; zero means
+	// statefile.DefaultMaxSize (1 GiB).
+	MaxSize int64
+}
+
+// Backend is a state.Backend over one state.json file. It is safe for
+// concurrent use; see the package documentation.
+type Backend struct {
+	path     string // the state file, symlinks resolved
+	dir      string // its directory
+	base     string // its name
+	readOnly bool
+	maxSize  int64
+	lock     *flock.Flock    // the exclusive lock on PATH.lock; nil when read-only
+	info     *os.File        // PATH.lock, where the lock info is written; nil when read-only
+	stale    *state.LockInfo // lock info left by a holder that died, found at Open
+
+	// cur is the store as of the last successful rewrite. Its maps and
+	// records are never modified: each rewrite publishes new maps.
+	cur atomic.Pointer[state.Contents]
+	// rewrites counts rewrites attempted (tests and benchmarks read it).
+	rewrites atomic.Int64
+
+	mu sync.Mutex // guards the fields below
+	// wake signals the writer goroutine that queue or closed changed.
+	wake *sync.Cond
+	// queue holds the commits waiting for the next rewrite, in order.
+	queue []*pending
+	// closed is set by Close; queued commits are still written.
+	closed bool
+	// hooks are the test seams of the write path (zero in production).
+	hooks hooks
+
+	// wmu is held by the writer goroutine while it rewrites and publishes,
+	// and by Check, so that Check compares the file with the memory that
+	// matches it.
+	wmu sync.Mutex
+	// cleaned is set once leftover temp files have been removed (after
+	// the first successful rewrite). Guarded by wmu.
+	cleaned bool
+	// cache keeps the encoding of each record between rewrites, so that a
+	// rewrite encodes only the records that changed. Guarded by wmu.
+	cache statefile.Cache
+	// done is closed when the writer goroutine ends.
+	done chan struct{}
+}
+
+var _ state.Backend = (*Backend)(nil)
+
+// hooks let tests inject failures into a rewrite.
+type hooks struct {
+	// writer wraps the temp file's writer.
+	writer func(io.Writer) io.Writer
+	// step is called before each step of a rewrite ("create", "sync",
+	// "close", "rename", "syncdir"); an error it returns fails the step.
+	step func(step string) error
+}
+
+// pending is one Commit waiting for its rewrite.
+type pending struct {
+	batch *state.Batch
+	meta  state.Metadata
+	err   error
+	done  chan struct{}
+}
+
+// tempPrefix is how the names of a store's temp files begin; the rest is
+// digits (os.CreateTemp).
+func tempPrefix(base string) string { return base + ".tmp-" }
+
+// Open opens the store in the state file at path, taking its lock (see
+// Options), and reads the file. A missing file is an empty store, created
+// by the first Commit. A file that cannot be read as a state (empty,
+// invalid JSON, wrong types, invalid records) gives an error matching
+// state.ErrCorrupt that names the path and the line and column or the
+// JSON path of the problem; the file is left as it is. A held lock gives
+// a *state.LockError (matching state.ErrLocked) naming the holder.
+//
+// A symbolic link at path is followed: the lock and the writes go to its
+// target.
+func Open(path string, opts *Options) (*Backend, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if path == "" {
+		return nil, fmt.Errorf("filebackend: empty path: %w", state.ErrInvalid)
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	b := &Backend{
+		path:     path,
+		dir:      filepath.Dir(path),
+		base:     filepath.Base(path),
+		readOnly: o.ReadOnly,
+		maxSize:  o.MaxSize,
+		done:     make(chan struct{}),
+	}
+	b.wake = sync.NewCond(&b.mu)
+	if !o.ReadOnly {
+		if err := b.acquire(o.Timeout); err != nil {
+			return nil, err
+		}
+	}
+	c, err := b.load()
+	if err != nil {
+		b.release()
+		return nil, err
+	}
+	b.cur.Store(c)
+	if o.ReadOnly {
+		close(b.done)
+	} else {
+		go b.run()
+	}
+	return b, nil
+}
+
+// acquire takes the lock on PATH.lock and writes this process's lock info
+// into it.
+func (b *Backend) acquire(timeout time.Duration) error {
+	lockPath := lockinfo.Path(b.path)
+	lk := flock.New(lockPath, flock.SetPermissions(0o600))
+	start := time.Now()
+	var ok bool
+	var err error
+	switch {
+	case timeout == 0:
+		ok, err = lk.TryLock()
+	case timeout < 0:
+		err = lk.Lock()
+		ok = err == nil
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ok, err = lk.TryLockContext(ctx, min(timeout/10, 50*time.Millisecond))
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("filebackend: lock %s: %w", lockPath, err)
+	}
+	if !ok {
+		var waited time.Duration
+		if timeout != 0 {
+			waited = time.Since(start).Round(time.Millisecond)
+		}
+		return fmt.Errorf("filebackend: %w", lockinfo.Error(b.path, lockPath, waited))
+	}
+	b.lock = lk
+	b.stale = lockinfo.Stale(lockPath)
+	// The lock is held on flock's own descriptor; the info is written
+	// through a second one, in place: the locked file is never replaced.
+	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
+	if err == nil {
+		b.info = f
+		err = lockinfo.Write(f, lockinfo.Self())
+	}
+	if err != nil {
+		b.release()
+		return fmt.Errorf("filebackend: write lock info: %w", err)
+	}
+	return nil
+}
+
+// release clears the lock info and releases the lock.
+func (b *Backend) release() error {
+	var errs []error
+	if b.info != nil {
+		errs = append(errs, b.info.Truncate(0), b.info.Close())
+		b.info = nil
+	}
+	if b.lock != nil {
+		errs = append(errs, b.lock.Unlock())
+		b.lock = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("filebackend: %s: release lock: %w", b.path, err)
+	}
+	return nil
+}
+
+// load reads the state file; a missing one is an empty store.
+func (b *Backend) load() (*state.Contents, error) {
+	now := state.Timestamp(time.Now())
+	f, err := os.Open(b.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &state.Contents{
+			Metadata:  state.NewMetadata(now),
+			Hosts:     map[string]*state.HostState{},
+			Resources: map[string]*state.ResourceState{},
+		}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("filebackend: %w", err)
+	}
+	defer f.Close()
+	c, err := statefile.Decode(f, &statefile.DecodeOptions{MaxSize: b.maxSize})
+	if err != nil {
+		return nil, fmt.Errorf("filebackend: %s: %w", b.path, err)
+	}
+	// A hand-written file may lack metadata: the store gets it now, and
+	// the file with the first commit.
+	m := &c.Metadata
+	if m.Lineage == "" {
+		m.Lineage = state.NewLineage()
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now
+	}
+	if m.UpdatedAt.IsZero() {
+		m.UpdatedAt = m.CreatedAt
+	}
+	return c, nil
+}
+
+// Path returns the path of the state file (symbolic links resolved).
+func (b *Backend) Path() string { return b.path }
+
+// StaleLock returns the lock info that a previous holder of the store
+// left when it ended without closing it (killed, crashed), as found by
+// Open, or nil. Its last commits are in the file all the same: each was
+// durable before it was acknowledged.
+func (b *Backend) StaleLock() *state.LockInfo { return b.stale }
+
+func (b *Backend) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+func (b *Backend) errClosed() error {
+	return fmt.Errorf("filebackend: %s: %w", b.path, state.ErrClosed)
+}
+
+// View implements state.Backend. The Snapshot is the store as of the last
+// commit; it never waits for a rewrite in progress.
+func (b *Backend) View(fn func(state.Snapshot) error) error {
+	if b.isClosed() {
+		return b.errClosed()
+	}
+	return fn(state.NewSnapshot(b.cur.Load()))
+}
+
+// Commit implements state.Backend. The batch joins the queue of the next
+// rewrite of the file (see the package documentation) and Commit returns
+// once that rewrite is durable, or failed.
+func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
+	p := &pending{batch: batch, done: make(chan struct{})}
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return state.Metadata{}, b.errClosed()
+	case b.readOnly:
+		b.mu.Unlock()
+		return state.Metadata{}, fmt.Errorf("filebackend: %s: opened read-only: %w", b.path, state.ErrReadOnly)
+	}
+	b.queue = append(b.queue, p)
+	b.wake.Signal()
+	b.mu.Unlock()
+	<-p.done
+	return p.meta, p.err
+}
+
+// Close implements state.Backend: it waits for the commits already queued,
+// clears the lock info and releases the lock.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.wake.Broadcast()
+	b.mu.Unlock()
+	<-b.done
+	return b.release()
+}
+
+// run is the writer goroutine: it takes every queued commit, writes them
+// in one rewrite, and repeats until closed and drained.
+func (b *Backend) run() {
+	defer close(b.done)
+	b.mu.Lock()
+	for {
+		for len(b.queue) == 0 && !b.closed {
+			b.wake.Wait()
+		}
+		if len(b.queue) == 0 {
+			b.mu.Unlock()
+			return
+		}
+		group, h := b.queue, b.hooks
+		b.queue = nil
+		b.mu.Unlock()
+		b.commitGroup(group, h)
+		b.mu.Lock()
+	}
+}
+
+// commitGroup applies the batches of group, in order, to a copy of the
+// store, writes the result and publishes it. A batch that is invalid fails
+// alone; a failed write fails every batch of the group, and the store
+// stays as it was.
+func (b *Backend) commitGroup(group []*pending, h hooks) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	base := b.cur.Load()
+	next := &state.Contents{Metadata: base.Metadata, Hosts: base.Hosts, Resources: base.Resources}
+	shared := true // next's maps are base's
+	var applied []*pending
+	for _, p := range group {
+		batch := p.batch
+		if err := checkBatch(batch); err != nil {
+			p.err = fmt.Errorf("filebackend: %s: %w", b.path, err)
+			close(p.done)
+			continue
+		}
+		switch {
+		case batch.Replace != nil:
+			next.Hosts = make(map[string]*state.HostState, len(batch.Changes))
+			next.Resources = make(map[string]*state.ResourceState, len(batch.Changes))
+			shared = false
+		case shared:
+			next.Hosts = maps.Clone(base.Hosts)
+			next.Resources = maps.Clone(base.Resources)
+			shared = false
+		}
+		for _, ch := range batch.Changes {
+			switch {
+			case ch.Kind == state.KindHost && ch.Host == nil:
+				delete(next.Hosts, ch.Key)
+			case ch.Kind == state.KindHost:
+				next.Hosts[ch.Key] = ch.Host
+			case ch.Resource == nil:
+				delete(next.Resources, ch.Key)
+			default:
+				next.Resources[ch.Key] = ch.Resource
+			}
+		}
+		next.Metadata = state.NextMetadata(next.Metadata, batch)
+		p.meta = next.Metadata
+		applied = append(applied, p)
+	}
+	if len(applied) == 0 {
+		return
+	}
+	err := b.rewrite(next, h)
+	if err == nil {
+		b.cur.Store(next)
+		if !b.cleaned {
+			b.cleaned = true
+			b.removeLeftovers()
+		}
+	}
+	for _, p := range applied {
+		if err != nil {
+			p.meta, p.err = state.Metadata{}, fmt.Errorf("filebackend: %s: %w", b.path, err)
+		}
+		close(p.done)
+	}
+}
+
+// checkBatch refuses a batch the backend cannot store, before it can fail
+// the batches written with it.
+func checkBatch(batch *state.Batch) error {
+	if batch == nil {
+		return fmt.Errorf("nil batch: %w", state.ErrInvalid)
+	}
+	times := func(what string, ts ...time.Time) error {
+		for _, t := range ts {
+			if y := t.UTC().Year(); y < 0 || y > 9999 {
+				return fmt.Errorf("%s: time %v outside years 0..9999: %w", what, t, state.ErrInvalid)
+			}
+		}
+		return nil
+	}
+	if m := batch.Replace; m != nil {
+		if err := times("metadata", m.CreatedAt, m.UpdatedAt); err != nil {
+			return err
+		}
+	}
+	if err := times("batch", batch.Time); err != nil {
+		return err
+	}
+	for _, ch := range batch.Changes {
+		switch {
+		case ch.Kind == state.KindHost && ch.Host != nil:
+			if ch.Host.Name != ch.Key {
+				return fmt.Errorf("host %q stored under key %q: %w", ch.Host.Name, ch.Key, state.ErrInvalid)
+			}
+			if err := times("hosts."+ch.Key, ch.Host.CreatedAt, ch.Host.UpdatedAt); err != nil {
+				return err
+			}
+		case ch.Kind == state.KindResource && ch.Resource != nil:
+			if err := times("resources."+ch.Key, ch.Resource.CreatedAt, ch.Resource.UpdatedAt); err != nil {
+				return err
+			}
+		case ch.Kind != state.KindHost && ch.Kind != state.KindResource:
+			return fmt.Errorf("change of %v: %w", ch.Kind, state.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// rewrite replaces the state file with c: a new temp file in the same
+// directory, written, synced and closed, renamed over the file, and the
+// directory synced. On failure before the rename the temp file is removed
+// and the file is as it was.
+func (b *Backend) rewrite(c *state.Contents, h hooks) (err error) {
+	b.rewrites.Add(1)
+	step := func(name string) error {
+		if h.step != nil {
+			return h.step(name)
+		}
+		return nil
+	}
+	// New files are private (hosts' vars hold credentials); an existing
+	// file keeps its mode and, where permitted, its owner.
+	perm := os.FileMode(0o600)
+	var uid, gid = -1, -1
+	if fi, err := os.Stat(b.path); err == nil {
+		perm = fi.Mode().Perm()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := step("create"); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(b.dir, tempPrefix(b.base)+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	renamed := false
+	defer func() {
+		if !renamed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if perm != 0o600 {
+		if err := f.Chmod(perm); err != nil {
+			return err
+		}
+	}
+	if uid >= 0 && (uid != os.Getuid() || gid != os.Getgid()) {
+		f.Chown(uid, gid) // best effort: only root may give a file away
+	}
+	var w io.Writer = f
+	if h.writer != nil {
+		w = h.writer(f)
+	}
+	if err := statefile.EncodeContents(w, c, &statefile.EncodeOptions{Cache: &b.cache}); err != nil {
+		return err // names the temp file
+	}
+	if err := step("sync"); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := step("close"); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := step("rename"); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, b.path); err != nil {
+		return err
+	}
+	renamed = true
+	if err := step("syncdir"); err != nil {
+		return err
+	}
+	return syncDir(b.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeLeftovers removes the temp files of rewrites that a killed
+// process left behind. Only the lock holder writes, so every temp file of
+// this store is a leftover once a rewrite of this Backend succeeded.
+func (b *Backend) removeLeftovers() {
+	entries, err := os.ReadDir(b.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if isTemp(b.base, e.Name()) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(b.dir, e.Name()))
+		}
+	}
+}
+
+// isTemp reports whether name is a temp file of the store named base.
+func isTemp(base, name string) bool {
+	rest, ok := strings.CutPrefix(name, tempPrefix(base))
+	if !ok || rest == "" {
+		return false
+	}
+	for _, r := range rest {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Check reads the state file again and reports an error when it cannot be
+// read as a state or does not hold what the Backend holds (records,
+// serial, and lineage when the file has one). Crash tests call it.
+func (b *Backend) Check() error {
+	if b.isClosed() {
+		return b.errClosed()
+	}
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	mem := b.cur.Load()
+	f, err := os.Open(b.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if len(mem.Hosts)+len(mem.Resources) > 0 || mem.Metadata.Serial > 0 {
+			return fmt.Errorf("filebackend: check: %s is missing but the store holds data", b.path)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("filebackend: check: %w", err)
+	}
+	defer f.Close()
+	disk, err := statefile.Decode(f, &statefile.DecodeOptions{MaxSize: b.maxSize})
+	if err != nil {
+		return fmt.Errorf("filebackend: check: %s: %w", b.path, err)
+	}
+	switch {
+	case !reflect.DeepEqual(disk.Hosts, mem.Hosts):
+		return fmt.Errorf("filebackend: check: %s: hosts differ from memory", b.path)
+	case !reflect.DeepEqual(disk.Resources, mem.Resources):
+		return fmt.Errorf("filebackend: check: %s: resources differ from memory", b.path)
+	case disk.Metadata.Serial != mem.Metadata.Serial:
+		return fmt.Errorf("filebackend: check: %s: serial %d, memory %d", b.path, disk.Metadata.Serial, mem.Metadata.Serial)
+	case disk.Metadata.Lineage != "" && disk.Metadata.Lineage != mem.Metadata.Lineage:
+		return fmt.Errorf("filebackend: check: %s: lineage %s, memory %s", b.path, disk.Metadata.Lineage, mem.Metadata.Lineage)
+	}
+	return nil
+}
