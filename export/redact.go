@@ -18,6 +18,9 @@ type Options struct {
 	// Redact replaces the value of every Vars, Data and Tags key that
 	// looks secret (see IsSecretKey), at any depth, with Redacted.
 	Redact bool
+	// Progress, when set, is called by Write after each record with the
+	// number of records written so far (for progress bars).
+	Progress func(done int)
 }
 
 func (o *Options) redact() bool { return o != nil && o.Redact }
@@ -124,4 +127,44 @@ func redactMap(m map[string]any) map[string]any {
 		}
 	}
 	return c
+}
+
+// HasRedacted reports whether c holds a value that Redact wrote (the string
+// Redacted under a secret-looking key): a redacted export, which would
+// overwrite real secrets if imported.
+func HasRedacted(c *state.Contents) bool {
+	for _, h := range c.Hosts {
+		if hasRedacted(h.Vars) {
+			return true
+		}
+	}
+	for _, r := range c.Resources {
+		if hasRedacted(r.Data) {
+			return true
+		}
+		for k, v := range r.Tags {
+			if v == Redacted && IsSecretKey(k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasRedacted(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if e == Redacted && IsSecretKey(k) || hasRedacted(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if hasRedacted(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
