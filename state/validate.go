@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -83,8 +85,9 @@ func (h *HostState) Normalize() (*HostState, error) {
 	}
 	c := *h
 	c.Vars = vars
-	c.CreatedAt = Timestamp(h.CreatedAt)
-	c.UpdatedAt = Timestamp(h.UpdatedAt)
+	if c.CreatedAt, c.UpdatedAt, err = timestamps(h.CreatedAt, h.UpdatedAt); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -123,9 +126,25 @@ func (r *ResourceState) Normalize() (*ResourceState, error) {
 	c := *r
 	c.Data = data
 	c.Tags = tags
-	c.CreatedAt = Timestamp(r.CreatedAt)
-	c.UpdatedAt = Timestamp(r.UpdatedAt)
+	if c.CreatedAt, c.UpdatedAt, err = timestamps(r.CreatedAt, r.UpdatedAt); err != nil {
+		return nil, err
+	}
 	return &c, nil
+}
+
+// timestamps normalizes a record's two times and checks that RFC 3339 can
+// write them (years 0 to 9999).
+func timestamps(created, updated time.Time) (time.Time, time.Time, error) {
+	created, updated = Timestamp(created), Timestamp(updated)
+	for _, f := range [...]struct {
+		path string
+		t    time.Time
+	}{{"created_at", created}, {"updated_at", updated}} {
+		if y := f.t.Year(); y < 0 || y > 9999 {
+			return created, updated, &FieldError{Path: f.path, Msg: fmt.Sprintf("year %d outside 0..9999", y)}
+		}
+	}
+	return created, updated, nil
 }
 
 // NormalizeValue returns v converted to the package's value model, the one
@@ -146,32 +165,52 @@ func (r *ResourceState) Normalize() (*ResourceState, error) {
 //
 // The error is a *FieldError naming the path below v.
 func NormalizeValue(v any) (any, error) {
-	n := normalizer{}
-	return n.value(v, "", 0)
+	var n normalizer
+	return n.value(v, 0)
 }
 
-func normalizeMap(m map[string]any, path string) (map[string]any, error) {
+func normalizeMap(m map[string]any, root string) (map[string]any, error) {
 	if m == nil {
 		return nil, nil
 	}
-	n := normalizer{}
-	out, err := n.strMap(m, path, 1)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	n := normalizer{root: root}
+	return n.strMap(m, 1)
 }
 
-// normalizer converts values, detecting cycles on the current path.
+// pathElem is one step of the path from the root to the value being
+// normalized: a map key or a list index.
+type pathElem struct {
+	key    string
+	index  int
+	isElem bool // a list element: index, not key
+}
+
+// normalizer converts values. It keeps the path to the current value as a
+// stack (rendered only for an error) and, for cycle detection, the maps and
+// slices (by address) between the root and the current value.
 type normalizer struct {
-	onPath map[uintptr]struct{}
+	root   string
+	path   []pathElem
+	onPath []uintptr
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
+func (n *normalizer) pathString() string {
+	parts := make([]string, 0, len(n.path)+1)
+	if n.root != "" {
+		parts = append(parts, n.root)
 	}
-	return path + "." + key
+	for _, e := range n.path {
+		if e.isElem {
+			parts = append(parts, strconv.Itoa(e.index))
+		} else {
+			parts = append(parts, PathKey(e.key))
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+func (n *normalizer) fieldErr(format string, args ...any) *FieldError {
+	return &FieldError{Path: n.pathString(), Msg: fmt.Sprintf(format, args...)}
 }
 
 // PathKey renders a map key as one element of a JSON path (as in
@@ -186,76 +225,80 @@ func PathKey(k string) string {
 	return strconv.Quote(k)
 }
 
-func (n *normalizer) enter(p uintptr, path string) error {
-	if p == 0 {
+func (n *normalizer) enter(ptr uintptr) error {
+	if ptr == 0 {
 		return nil
 	}
-	if n.onPath == nil {
-		n.onPath = make(map[uintptr]struct{})
+	if slices.Contains(n.onPath, ptr) {
+		return n.fieldErr("cyclic value")
 	}
-	if _, ok := n.onPath[p]; ok {
-		return &FieldError{Path: path, Msg: "cyclic value"}
-	}
-	n.onPath[p] = struct{}{}
+	n.onPath = append(n.onPath, ptr)
 	return nil
 }
 
-func (n *normalizer) leave(p uintptr) {
-	if p != 0 {
-		delete(n.onPath, p)
+func (n *normalizer) leave(ptr uintptr) {
+	if ptr != 0 {
+		n.onPath = n.onPath[:len(n.onPath)-1]
 	}
 }
 
-func (n *normalizer) strMap(m map[string]any, path string, depth int) (map[string]any, error) {
+func (n *normalizer) tooDeep() error {
+	return n.fieldErr("nested deeper than %d levels", MaxValueDepth)
+}
+
+func (n *normalizer) strMap(m map[string]any, depth int) (map[string]any, error) {
 	if depth > MaxValueDepth {
-		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("nested deeper than %d levels", MaxValueDepth)}
+		return nil, n.tooDeep()
 	}
-	p := reflect.ValueOf(m).Pointer()
-	if err := n.enter(p, path); err != nil {
+	ptr := reflect.ValueOf(m).Pointer()
+	if err := n.enter(ptr); err != nil {
 		return nil, err
 	}
-	defer n.leave(p)
+	defer n.leave(ptr)
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		kp := joinPath(path, PathKey(k))
+		n.path = append(n.path, pathElem{key: k})
 		if !utf8.ValidString(k) {
-			return nil, &FieldError{Path: kp, Msg: "key is not valid UTF-8"}
+			return nil, n.fieldErr("key is not valid UTF-8")
 		}
-		nv, err := n.value(v, kp, depth)
+		nv, err := n.value(v, depth)
 		if err != nil {
 			return nil, err
 		}
+		n.path = n.path[:len(n.path)-1]
 		out[k] = nv
 	}
 	return out, nil
 }
 
-func (n *normalizer) list(s []any, path string, depth int) ([]any, error) {
+func (n *normalizer) list(s []any, depth int) ([]any, error) {
 	if depth > MaxValueDepth {
-		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("nested deeper than %d levels", MaxValueDepth)}
+		return nil, n.tooDeep()
 	}
-	var p uintptr
+	var ptr uintptr
 	if len(s) > 0 {
-		p = reflect.ValueOf(s).Pointer()
+		ptr = reflect.ValueOf(s).Pointer()
 	}
-	if err := n.enter(p, path); err != nil {
+	if err := n.enter(ptr); err != nil {
 		return nil, err
 	}
-	defer n.leave(p)
+	defer n.leave(ptr)
 	out := make([]any, len(s))
 	for i, v := range s {
-		nv, err := n.value(v, joinPath(path, strconv.Itoa(i)), depth)
+		n.path = append(n.path, pathElem{index: i, isElem: true})
+		nv, err := n.value(v, depth)
 		if err != nil {
 			return nil, err
 		}
+		n.path = n.path[:len(n.path)-1]
 		out[i] = nv
 	}
 	return out, nil
 }
 
-func float(path string, f float64) (any, error) {
+func (n *normalizer) float(f float64) (any, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("%v is not representable in JSON", f)}
+		return nil, n.fieldErr("%v is not representable in JSON", f)
 	}
 	// Integral values in int64 range are integers: JSON cannot tell 80 from 80.0.
 	if f == math.Trunc(f) && f >= -(1<<63) && f < (1<<63) {
@@ -272,15 +315,15 @@ func uinteger(u uint64) any {
 }
 
 // number parses a JSON number literal into int64 or float64.
-func number(path, s string) (any, error) {
+func (n *normalizer) number(s string) (any, error) {
 	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return i, nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("number %s out of range", truncate(s))}
+		return nil, n.fieldErr("number %s out of range", truncate(s))
 	}
-	return float(path, f)
+	return n.float(f)
 }
 
 func truncate(s string) string {
@@ -295,13 +338,13 @@ var (
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
-func (n *normalizer) value(v any, path string, depth int) (any, error) {
+func (n *normalizer) value(v any, depth int) (any, error) {
 	switch v := v.(type) {
 	case nil:
 		return nil, nil
 	case string:
 		if !utf8.ValidString(v) {
-			return nil, &FieldError{Path: path, Msg: "string is not valid UTF-8"}
+			return nil, n.fieldErr("string is not valid UTF-8")
 		}
 		return v, nil
 	case bool:
@@ -327,21 +370,21 @@ func (n *normalizer) value(v any, path string, depth int) (any, error) {
 	case uint64:
 		return uinteger(v), nil
 	case float64:
-		return float(path, v)
+		return n.float(v)
 	case float32:
-		return float(path, float64(v))
+		return n.float(float64(v))
 	case json.Number:
-		return number(path, string(v))
+		return n.number(string(v))
 	case map[string]any:
 		if v == nil {
 			return nil, nil
 		}
-		return n.strMap(v, path, depth+1)
+		return n.strMap(v, depth+1)
 	case []any:
 		if v == nil {
 			return nil, nil
 		}
-		return n.list(v, path, depth+1)
+		return n.list(v, depth+1)
 	case map[string]string:
 		if v == nil {
 			return nil, nil
@@ -350,7 +393,7 @@ func (n *normalizer) value(v any, path string, depth int) (any, error) {
 		for k, s := range v {
 			m[k] = s
 		}
-		return n.strMap(m, path, depth+1)
+		return n.strMap(m, depth+1)
 	case []string:
 		if v == nil {
 			return nil, nil
@@ -359,15 +402,15 @@ func (n *normalizer) value(v any, path string, depth int) (any, error) {
 		for i, e := range v {
 			s[i] = e
 		}
-		return n.list(s, path, depth+1)
+		return n.list(s, depth+1)
 	}
-	return n.reflectValue(reflect.ValueOf(v), path, depth)
+	return n.reflectValue(reflect.ValueOf(v), depth)
 }
 
-func (n *normalizer) reflectValue(rv reflect.Value, path string, depth int) (any, error) {
+func (n *normalizer) reflectValue(rv reflect.Value, depth int) (any, error) {
 	t := rv.Type()
 	if t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) {
-		return n.viaJSON(rv.Interface(), path, depth)
+		return n.viaJSON(rv.Interface(), depth)
 	}
 	switch rv.Kind() {
 	case reflect.Pointer, reflect.Interface:
@@ -375,18 +418,18 @@ func (n *normalizer) reflectValue(rv reflect.Value, path string, depth int) (any
 			return nil, nil
 		}
 		if depth+1 > MaxValueDepth {
-			return nil, &FieldError{Path: path, Msg: fmt.Sprintf("nested deeper than %d levels", MaxValueDepth)}
+			return nil, n.tooDeep()
 		}
 		if rv.Kind() == reflect.Pointer {
-			p := rv.Pointer()
-			if err := n.enter(p, path); err != nil {
+			ptr := rv.Pointer()
+			if err := n.enter(ptr); err != nil {
 				return nil, err
 			}
-			defer n.leave(p)
+			defer n.leave(ptr)
 		}
-		return n.value(rv.Elem().Interface(), path, depth+1)
+		return n.value(rv.Elem().Interface(), depth+1)
 	case reflect.String:
-		return n.value(rv.String(), path, depth)
+		return n.value(rv.String(), depth)
 	case reflect.Bool:
 		return rv.Bool(), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -394,13 +437,13 @@ func (n *normalizer) reflectValue(rv reflect.Value, path string, depth int) (any
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		return uinteger(rv.Uint()), nil
 	case reflect.Float32, reflect.Float64:
-		return float(path, rv.Float())
+		return n.float(rv.Float())
 	case reflect.Slice:
 		if rv.IsNil() {
 			return nil, nil
 		}
 		if t.Elem().Kind() == reflect.Uint8 {
-			return n.viaJSON(rv.Interface(), path, depth) // []byte: base64, as JSON writes it
+			return n.viaJSON(rv.Interface(), depth) // []byte: base64, as JSON writes it
 		}
 		fallthrough
 	case reflect.Array:
@@ -408,24 +451,23 @@ func (n *normalizer) reflectValue(rv reflect.Value, path string, depth int) (any
 		for i := range s {
 			s[i] = rv.Index(i).Interface()
 		}
-		var p uintptr
 		if rv.Kind() == reflect.Slice && rv.Len() > 0 {
-			p = rv.Pointer()
-			if err := n.enter(p, path); err != nil {
+			ptr := rv.Pointer()
+			if err := n.enter(ptr); err != nil {
 				return nil, err
 			}
-			defer n.leave(p)
+			defer n.leave(ptr)
 		}
-		return n.list(s, path, depth+1)
+		return n.list(s, depth+1)
 	case reflect.Map:
 		if rv.IsNil() {
 			return nil, nil
 		}
-		p := rv.Pointer()
-		if err := n.enter(p, path); err != nil {
+		ptr := rv.Pointer()
+		if err := n.enter(ptr); err != nil {
 			return nil, err
 		}
-		defer n.leave(p)
+		defer n.leave(ptr)
 		m := make(map[string]any, rv.Len())
 		iter := rv.MapRange()
 		for iter.Next() {
@@ -439,21 +481,21 @@ func (n *normalizer) reflectValue(rv reflect.Value, path string, depth int) (any
 			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 				ks = strconv.FormatUint(k.Uint(), 10)
 			default:
-				return nil, &FieldError{Path: path, Msg: fmt.Sprintf("map key type %s is not representable in JSON", k.Type())}
+				return nil, n.fieldErr("map key type %s is not representable in JSON", k.Type())
 			}
 			m[ks] = iter.Value().Interface()
 		}
-		return n.strMap(m, path, depth+1)
+		return n.strMap(m, depth+1)
 	case reflect.Struct:
-		return n.viaJSON(rv.Interface(), path, depth)
+		return n.viaJSON(rv.Interface(), depth)
 	default:
-		return nil, &FieldError{Path: path, Msg: fmt.Sprintf("%s value is not representable in JSON", t)}
+		return nil, n.fieldErr("%s value is not representable in JSON", t)
 	}
 }
 
 // viaJSON converts a value that has its own JSON form by marshalling it and
 // decoding the result.
-func (n *normalizer) viaJSON(v any, path string, depth int) (any, error) {
+func (n *normalizer) viaJSON(v any, depth int) (any, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		msg := err.Error()
@@ -465,13 +507,13 @@ func (n *normalizer) viaJSON(v any, path string, depth int) (any, error) {
 		case asErr(err, &uve):
 			msg = "value not representable in JSON: " + uve.Str
 		}
-		return nil, &FieldError{Path: path, Msg: msg}
+		return nil, &FieldError{Path: n.pathString(), Msg: msg}
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var out any
 	if err := d.Decode(&out); err != nil {
-		return nil, &FieldError{Path: path, Msg: err.Error()}
+		return nil, &FieldError{Path: n.pathString(), Msg: err.Error()}
 	}
-	return n.value(out, path, depth)
+	return n.value(out, depth)
 }

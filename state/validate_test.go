@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -92,4 +93,31 @@ func TestFieldError(t *testing.T) {
 	assert.EqualError(t, c.Validate(), "hosts.web01.port: must be 0..65535")
 	c = &state.Contents{Resources: map[string]*state.ResourceState{"a.b": {Type: "t", Data: map[string]any{"x y": math.NaN()}}}}
 	assert.EqualError(t, c.Validate(), `resources."a.b".data."x y": NaN is not representable in JSON`)
+}
+
+func TestNormalize_TimestampsJSONCanWrite(t *testing.T) {
+	ok := &state.HostState{Name: "h", CreatedAt: time.Date(9999, 12, 31, 23, 0, 0, 0, time.UTC)}
+	_, err := ok.Normalize()
+	require.NoError(t, err)
+	for _, year := range []int{-1, 10000} {
+		h := &state.HostState{Name: "h", UpdatedAt: time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)}
+		_, err := h.Normalize()
+		var fe *state.FieldError
+		require.ErrorAs(t, err, &fe, "year %d", year)
+		assert.Equal(t, "updated_at", fe.Path)
+		r := &state.ResourceState{Type: "t", CreatedAt: time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)}
+		_, err = r.Normalize()
+		assert.ErrorIs(t, err, state.ErrInvalid)
+	}
+	// A zero time (year 1) is fine: imported records may lack timestamps.
+	_, err = (&state.HostState{Name: "h"}).Normalize()
+	assert.NoError(t, err)
+}
+
+func TestNormalizeValue_PathsOfNestedErrors(t *testing.T) {
+	_, err := state.NormalizeValue(map[string]any{"a": []any{1, map[string]any{"b c": math.Inf(1)}}})
+	assert.EqualError(t, err, `a.1."b c": +Inf is not representable in JSON`)
+	h := &state.HostState{Name: "h", Vars: map[string]any{"x": []any{[]any{"ok", "\xff"}}}}
+	_, err = h.Normalize()
+	assert.EqualError(t, err, "vars.x.0.1: string is not valid UTF-8")
 }
