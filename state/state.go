@@ -50,9 +50,11 @@ func Open(b Backend) (*State, error) {
 	}
 	err := b.View(func(snap Snapshot) error {
 		s.meta = snap.Metadata()
+		// Len sizes the maps; bounded, so a damaged count cannot make Open
+		// allocate without limit.
 		nh, nr := snap.Len()
-		s.hosts = make(map[string]*HostState, nh)
-		s.resources = make(map[string]*ResourceState, nr)
+		s.hosts = make(map[string]*HostState, min(max(nh, 0), 1<<20))
+		s.resources = make(map[string]*ResourceState, min(max(nr, 0), 1<<20))
 		if err := snap.Hosts(func(h *HostState) error {
 			s.hosts[h.Name] = h
 			return nil

@@ -1,0 +1,455 @@
+package boltbackend
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/go-ftl2/ftlstate/internal/lockinfo"
+	"github.com/go-ftl2/ftlstate/internal/record"
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+// Buckets of a store.
+var (
+	bucketHosts     = []byte("hosts")
+	bucketResources = []byte("resources")
+	// bucketByType indexes resources by type: key type + "\x00" + resource
+	// key, empty value. Names cannot hold NUL (state.ValidateName), so the
+	// split is unambiguous.
+	bucketByType   = []byte("resources_by_type")
+	bucketMetadata = []byte("metadata")
+)
+
+// Keys of the metadata bucket.
+var (
+	keySchema    = []byte("schema")    // layout version, 8 bytes big-endian
+	keyMeta      = []byte("meta")      // state.Metadata, record-encoded
+	keyHosts     = []byte("hosts")     // number of hosts, 8 bytes big-endian
+	keyResources = []byte("resources") // number of resources, 8 bytes big-endian
+)
+
+// SchemaVersion is the version of the on-disk layout (buckets and keys)
+// this package reads and writes. A store with a higher version is refused
+// with a *SchemaError.
+const SchemaVersion = 1
+
+// fileMode is the mode of files this package creates: state may hold
+// addresses and variables that are nobody else's business.
+const fileMode = 0o600
+
+// Options configure Open. The zero value (or nil) opens read-write and
+// does not wait for a lock.
+type Options struct {
+	// Timeout is how long Open waits for another process to release the
+	// store. Zero means no wait: Open fails at once with an error matching
+	// state.ErrLocked (a *state.LockError naming the holder). Unlike
+	// bbolt's own Timeout, zero never waits forever.
+	Timeout time.Duration
+
+	// ReadOnly opens the store for reading only: Commit returns an error
+	// matching state.ErrReadOnly, the store is not created when missing,
+	// and other read-only opens may share it. A writer excludes readers
+	// (see Locking in the package documentation).
+	ReadOnly bool
+}
+
+// Backend is a state.Backend on a bbolt file. Its methods may be called
+// concurrently; see the package documentation.
+type Backend struct {
+	path     string
+	db       *bolt.DB
+	readOnly bool
+	// info is the open lock-info file (nil when read-only, or when it
+	// could not be written); stale is the record a dead holder left.
+	info  *os.File
+	stale *state.LockInfo
+
+	mu sync.RWMutex // guards closed; held shared while an operation starts
+	// closed is set by Close.
+	closed bool
+	// ops counts operations in flight; Close waits for them.
+	ops sync.WaitGroup
+
+	// queue feeds the committer goroutine; done is closed when it exits.
+	queue chan *request
+	done  chan struct{}
+	// broken, once set, is returned by every later Commit: a commit
+	// failed in a way that leaves the store's content unknown to us.
+	broken atomic.Pointer[error]
+	// writeTxns counts committed write transactions.
+	writeTxns atomic.Uint64
+	// hooks are fault-injection seams for tests (see export_test.go);
+	// nil in production.
+	hooks atomic.Pointer[hooks]
+}
+
+var _ state.Backend = (*Backend)(nil)
+
+// hooks let whitebox tests make transactions fail. All nil in production.
+type hooks struct {
+	// apply, when set, runs inside the transaction before each batch is
+	// applied; an error fails the transaction.
+	apply func(*state.Batch) error
+	// commit, when set, runs at the end of each write transaction; an
+	// error fails (rolls back) the transaction.
+	commit func() error
+	// result, when set, replaces the outcome of each write transaction
+	// (to simulate a commit that bbolt reports failed after it wrote the
+	// meta page).
+	result func(error) error
+}
+
+// SchemaError reports a store whose layout version is newer than this
+// package's SchemaVersion: it was written by a newer program and is not
+// read, lest it be misread. It matches errors.ErrUnsupported.
+type SchemaError struct {
+	Path      string
+	Version   uint64 // the store's
+	Supported uint64 // SchemaVersion
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("boltbackend: %s: store layout version %d is newer than this program supports (%d); use a newer version of the program",
+		e.Path, e.Version, e.Supported)
+}
+
+// Unwrap returns errors.ErrUnsupported.
+func (e *SchemaError) Unwrap() error { return errors.ErrUnsupported }
+
+// Open opens the store at path, creating it (read-write opens only) when
+// it does not exist. See the package documentation for locking, and
+// Options for the defaults a nil opts gives.
+//
+// Errors: a store locked by another process gives a *state.LockError
+// (matching state.ErrLocked) naming the holder; a file that is not a
+// valid store gives an error matching state.ErrCorrupt naming path, and
+// the file is left untouched; a store of a newer layout gives a
+// *SchemaError.
+func Open(path string, opts *Options) (*Backend, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	start := time.Now()
+	if !o.ReadOnly {
+		if err := create(path); err != nil {
+			return nil, err
+		}
+	}
+	if err := probe(path, o, start); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, fileMode, &bolt.Options{
+		Timeout:      remaining(o.Timeout, start),
+		ReadOnly:     o.ReadOnly,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, lockError(path, o, start)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+			return nil, corruptf(path, "%v", err)
+		}
+		return nil, fmt.Errorf("boltbackend: open %s: %w", path, err)
+	}
+	b := &Backend{path: path, db: db, readOnly: o.ReadOnly}
+	if err := b.verify(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Holding the lock, shared or exclusive, no writer is alive: a
+	// lock-info record of a dead process is what a crash left.
+	infoPath := lockinfo.Path(path)
+	b.stale = lockinfo.Stale(infoPath)
+	if !o.ReadOnly {
+		// We hold bbolt's exclusive lock: the lock-info record is ours to
+		// write. It is information only, so failing to write it (a full
+		// disk, a read-only directory) does not fail Open.
+		if f, err := lockinfo.Create(infoPath, lockinfo.Self()); err == nil {
+			b.info = f
+		}
+		b.queue = make(chan *request, 256)
+		b.done = make(chan struct{})
+		go b.run()
+	}
+	return b, nil
+}
+
+// remaining returns the bbolt lock timeout left of timeout since start:
+// at least 1ns, which makes bbolt try once instead of waiting forever.
+func remaining(timeout time.Duration, start time.Time) time.Duration {
+	return max(timeout-time.Since(start), time.Nanosecond)
+}
+
+// lockError describes why the store at path could not be locked.
+func lockError(path string, o Options, start time.Time) error {
+	var waited time.Duration
+	if o.Timeout > 0 {
+		waited = time.Since(start).Round(time.Millisecond)
+	}
+	e := lockinfo.Error(path, lockinfo.Path(path), waited)
+	if o.ReadOnly {
+		return fmt.Errorf("boltbackend: a read-only open waits until the writer closes the store: %w", e)
+	}
+	return fmt.Errorf("boltbackend: %w", e)
+}
+
+func corruptf(path, format string, args ...any) error {
+	return fmt.Errorf("boltbackend: %s: %s: %w", path, fmt.Sprintf(format, args...), state.ErrCorrupt)
+}
+
+// create makes a new empty store at path when nothing is there. The store
+// is built under a temporary name and linked into place complete, so that
+// a crash never leaves an empty or half-initialized file at path, and two
+// processes creating the same store at once end with one of them.
+func create(path string) error {
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // exists, or Open reports why it cannot be read
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".new-*")
+	if err != nil {
+		return fmt.Errorf("boltbackend: create %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("boltbackend: create %s: %w", path, err)
+	}
+	db, err := bolt.Open(tmp, fileMode, &bolt.Options{Timeout: time.Nanosecond})
+	if err != nil {
+		return fmt.Errorf("boltbackend: create %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return initStore(tx, state.NewMetadata(time.Now())) })
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncFile(tmp)
+	}
+	if err == nil {
+		err = publish(tmp, path)
+		if errors.Is(err, fs.ErrExist) {
+			return nil // another process created it first: use theirs
+		}
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("boltbackend: create %s: %w", path, err)
+	}
+	return nil
+}
+
+// initStore creates the buckets and metadata of an empty store.
+func initStore(tx *bolt.Tx, meta state.Metadata) error {
+	for _, name := range [][]byte{bucketHosts, bucketResources, bucketByType, bucketMetadata} {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	md := tx.Bucket(bucketMetadata)
+	mb, err := record.EncodeMetadata(&meta)
+	if err != nil {
+		return err
+	}
+	for _, kv := range []struct{ k, v []byte }{
+		{keySchema, u64(SchemaVersion)}, {keyMeta, mb}, {keyHosts, u64(0)}, {keyResources, u64(0)},
+	} {
+		if err := md.Put(kv.k, kv.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish gives the complete file tmp the name dst without replacing
+// anything there: a hard link, which fails when dst exists (an error
+// matching fs.ErrExist). On file systems without hard links it falls back
+// to a rename after checking that dst is absent.
+func publish(tmp, dst string) error {
+	err := os.Link(tmp, dst)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) || (errno != syscall.EPERM && errno != syscall.ENOTSUP && errno != syscall.EOPNOTSUPP && errno != syscall.EMLINK) {
+		return err
+	}
+	if _, serr := os.Lstat(dst); !errors.Is(serr, fs.ErrNotExist) {
+		return &fs.PathError{Op: "create", Path: dst, Err: fs.ErrExist}
+	}
+	return os.Rename(tmp, dst)
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// verify checks, in one read transaction, that the store has this
+// package's layout: the schema version, the buckets, a metadata record
+// and the counters.
+func (b *Backend) verify() error {
+	return b.db.View(func(tx *bolt.Tx) error {
+		return safely(b.path, "reading the metadata", func() error {
+			_, err := b.openBuckets(tx)
+			return err
+		})
+	})
+}
+
+// buckets are the buckets of one transaction, and what the metadata
+// bucket holds.
+type buckets struct {
+	hosts, resources, byType, meta *bolt.Bucket
+	metadata                       state.Metadata
+	nHosts, nResources             uint64
+}
+
+// openBuckets finds the buckets of tx and reads the metadata bucket.
+func (b *Backend) openBuckets(tx *bolt.Tx) (*buckets, error) {
+	bk := &buckets{meta: tx.Bucket(bucketMetadata)}
+	if bk.meta == nil {
+		return nil, corruptf(b.path, "not a state store (bbolt file without a %q bucket)", bucketMetadata)
+	}
+	v := bk.meta.Get(keySchema)
+	if len(v) != 8 {
+		return nil, corruptf(b.path, "metadata/schema: missing or not 8 bytes")
+	}
+	if schema := binary.BigEndian.Uint64(v); schema > SchemaVersion {
+		return nil, &SchemaError{Path: b.path, Version: schema, Supported: SchemaVersion}
+	} else if schema < 1 {
+		return nil, corruptf(b.path, "metadata/schema: version %d", schema)
+	}
+	bk.hosts = tx.Bucket(bucketHosts)
+	bk.resources = tx.Bucket(bucketResources)
+	bk.byType = tx.Bucket(bucketByType)
+	for _, c := range []struct {
+		name []byte
+		b    *bolt.Bucket
+	}{{bucketHosts, bk.hosts}, {bucketResources, bk.resources}, {bucketByType, bk.byType}} {
+		if c.b == nil {
+			return nil, corruptf(b.path, "bucket %q is missing", c.name)
+		}
+	}
+	m, err := record.DecodeMetadata(bk.meta.Get(keyMeta))
+	if err != nil {
+		return nil, fmt.Errorf("boltbackend: %s: metadata/meta: %w", b.path, err)
+	}
+	bk.metadata = m
+	// Every record takes at least a 16-byte leaf element in the file, so
+	// a counter above size/16 is damaged (and would make a caller that
+	// sizes a map by Len allocate without bound).
+	limit := uint64(tx.Size()) / 16
+	for _, c := range []struct {
+		key []byte
+		n   *uint64
+	}{{keyHosts, &bk.nHosts}, {keyResources, &bk.nResources}} {
+		v := bk.meta.Get(c.key)
+		if len(v) != 8 {
+			return nil, corruptf(b.path, "metadata/%s: counter missing or not 8 bytes", c.key)
+		}
+		if *c.n = binary.BigEndian.Uint64(v); *c.n > limit {
+			return nil, corruptf(b.path, "metadata/%s: counter %d is impossible in a file of %d bytes", c.key, *c.n, tx.Size())
+		}
+	}
+	return bk, nil
+}
+
+// Path returns the path the store was opened with.
+func (b *Backend) Path() string { return b.path }
+
+// StaleLock returns the lock-info record that a previous writer of the
+// store left behind when it died without closing it (a crash or a kill),
+// as found by this Backend's Open; nil when the previous writer closed the
+// store. A read-write Open replaces the record with its own; a read-only
+// one leaves it. Nothing needs repairing after such a crash: bbolt's
+// commits are atomic. Callers may report it.
+func (b *Backend) StaleLock() *state.LockInfo {
+	if b.stale == nil {
+		return nil
+	}
+	c := *b.stale
+	return &c
+}
+
+// begin registers an operation, failing after Close.
+func (b *Backend) begin() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return fmt.Errorf("boltbackend: %s: %w", b.path, state.ErrClosed)
+	}
+	b.ops.Add(1)
+	return nil
+}
+
+// Close waits for operations in flight, stops the committer, removes the
+// lock-info record and closes the file, releasing the lock. It is safe to
+// call more than once; calls after the first return nil.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.ops.Wait()
+	if b.queue != nil {
+		close(b.queue)
+		<-b.done
+	}
+	var errs []error
+	if b.info != nil {
+		// Removed while the lock is still held, so that it never removes
+		// a record of the next holder.
+		if err := os.Remove(b.info.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		errs = append(errs, b.info.Close())
+	}
+	errs = append(errs, b.db.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("boltbackend: close %s: %w", b.path, err)
+	}
+	return nil
+}

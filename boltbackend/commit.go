@@ -1,0 +1,402 @@
+package boltbackend
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/go-ftl2/ftlstate/internal/record"
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+// maxGroupChanges bounds the changes one group transaction collects from
+// the queue; a bigger batch still commits, alone.
+const maxGroupChanges = 16 << 10
+
+// request is one Commit call on its way through the committer.
+type request struct {
+	batch   *state.Batch
+	changes []prepared
+	// meta and err are the result, valid once done is closed.
+	meta state.Metadata
+	err  error
+	done chan struct{}
+}
+
+// prepared is a Change encoded for bbolt.
+type prepared struct {
+	kind  state.Kind
+	key   []byte
+	value []byte // the encoded record; nil for a delete
+	index []byte // resources put: the by-type index key
+}
+
+// indexKey returns the resources_by_type key of the resource key of type
+// typ.
+func indexKey(typ string, key []byte) []byte {
+	k := make([]byte, 0, len(typ)+1+len(key))
+	k = append(k, typ...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+// Commit implements state.Backend. The batch is validated and encoded
+// first (an invalid record fails the call with an error matching
+// state.ErrInvalid, before any transaction), then queued for the
+// committer, which writes every batch that arrived while its previous
+// transaction was committing in one bbolt transaction; Commit returns
+// once that transaction is on disk (fsync'ed). A batch that fails inside
+// the transaction (a full disk, a damaged record) is retried alone, so it
+// fails alone. After a commit failure whose outcome bbolt leaves unknown
+// (its final sync failed after the new meta page was written) every later
+// Commit fails: reopen the store.
+func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
+	if err := b.begin(); err != nil {
+		return state.Metadata{}, err
+	}
+	defer b.ops.Done()
+	if b.readOnly {
+		return state.Metadata{}, fmt.Errorf("boltbackend: %s: commit: %w", b.path, state.ErrReadOnly)
+	}
+	r, err := prepare(batch)
+	if err != nil {
+		return state.Metadata{}, err
+	}
+	r.done = make(chan struct{})
+	b.queue <- r
+	<-r.done
+	if r.err != nil {
+		return state.Metadata{}, r.err
+	}
+	return r.meta, nil
+}
+
+// prepare validates and encodes batch, every key and record in one
+// buffer.
+func prepare(batch *state.Batch) (*request, error) {
+	if batch == nil {
+		return nil, fmt.Errorf("boltbackend: nil batch: %w", state.ErrInvalid)
+	}
+	// The metadata the batch leads to must be storable (times in range,
+	// UTF-8 strings).
+	m := state.NextMetadata(state.Metadata{Version: state.FormatVersion, Lineage: "x", CreatedAt: state.Timestamp(batch.Time)}, batch)
+	if err := record.CheckMetadata(&m); err != nil {
+		return nil, fmt.Errorf("boltbackend: batch metadata: %w", err)
+	}
+	type span struct{ k, v, i, end int }
+	spans := make([]span, len(batch.Changes))
+	// One buffer for every key and record; most records are small.
+	buf := make([]byte, 0, min(512*len(batch.Changes), 1<<20))
+	for n, c := range batch.Changes {
+		s := &spans[n]
+		s.k = len(buf)
+		buf = append(buf, c.Key...)
+		s.v, s.i = len(buf), len(buf)
+		var err error
+		switch {
+		case c.Kind != state.KindHost && c.Kind != state.KindResource:
+			err = &state.FieldError{Path: "kind", Msg: fmt.Sprintf("unknown %v", c.Kind)}
+		case c.Delete():
+			if len(c.Key) == 0 || len(c.Key) > bolt.MaxKeySize {
+				err = &state.FieldError{Path: "key", Msg: fmt.Sprintf("length %d outside 1..%d", len(c.Key), bolt.MaxKeySize)}
+			}
+		default:
+			if verr := state.ValidateName(c.Key); verr != nil {
+				err = verr.(*state.FieldError).Under("key")
+			} else if c.Kind == state.KindHost {
+				if c.Host.Name != c.Key {
+					err = &state.FieldError{Path: "name", Msg: "does not match its key"}
+				} else {
+					buf, err = record.AppendHost(buf, c.Host)
+					s.i = len(buf)
+				}
+			} else {
+				buf, err = record.AppendResource(buf, c.Resource)
+				s.i = len(buf)
+				if err == nil {
+					buf = append(buf, c.Resource.Type...)
+					buf = append(buf, 0)
+					buf = append(buf, c.Key...)
+				}
+			}
+			if err == nil && s.i-s.v > bolt.MaxValueSize {
+				err = &state.FieldError{Msg: fmt.Sprintf("record of %d bytes exceeds bbolt's limit", s.i-s.v)}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("boltbackend: %v %q: %w", c.Kind, c.Key, err)
+		}
+		s.end = len(buf)
+	}
+	r := &request{batch: batch, changes: make([]prepared, len(spans))}
+	for n, s := range spans {
+		p := &r.changes[n]
+		p.kind = batch.Changes[n].Kind
+		p.key = buf[s.k:s.v:s.v]
+		if !batch.Changes[n].Delete() {
+			p.value = buf[s.v:s.i:s.i]
+		}
+		if s.end > s.i {
+			p.index = buf[s.i:s.end:s.end]
+		}
+	}
+	return r, nil
+}
+
+// run is the committer: it takes a request, then every request already
+// waiting (up to maxGroupChanges changes), commits them in one
+// transaction, answers them, and starts over. There is no waiting to fill
+// a group: a group is whatever arrived while the previous transaction was
+// committing.
+func (b *Backend) run() {
+	defer close(b.done)
+	// A damaged page may point outside the mapped file; fault as a panic
+	// (recovered by safely) rather than kill the process.
+	debug.SetPanicOnFault(true)
+	var group []*request
+	for r := range b.queue {
+		group = append(group[:0], r)
+		n := len(r.changes)
+	collect:
+		for n < maxGroupChanges {
+			select {
+			case r, ok := <-b.queue:
+				if !ok {
+					break collect
+				}
+				group = append(group, r)
+				n += len(r.changes)
+			default:
+				break collect
+			}
+		}
+		b.commitGroup(group)
+		for _, r := range group {
+			close(r.done)
+		}
+		clear(group)
+	}
+}
+
+// commitGroup commits group in one transaction or, when that fails,
+// each batch in its own.
+func (b *Backend) commitGroup(group []*request) {
+	if p := b.broken.Load(); p != nil {
+		for _, r := range group {
+			r.err = *p
+		}
+		return
+	}
+	err := b.txn(group)
+	if err == nil {
+		return
+	}
+	if len(group) == 1 || b.broken.Load() != nil {
+		for _, r := range group {
+			r.err = err
+		}
+		return
+	}
+	// Nothing of the group is stored: retry each batch alone, so that a
+	// batch that fails fails alone and the others commit exactly once.
+	for _, r := range group {
+		if p := b.broken.Load(); p != nil {
+			r.err = *p
+			continue
+		}
+		r.err = b.txn([]*request{r})
+	}
+}
+
+// txn commits group in one bbolt transaction, setting each request's
+// metadata.
+func (b *Backend) txn(group []*request) error {
+	var txid int
+	err := safely(b.path, "commit", func() error {
+		return b.db.Update(func(tx *bolt.Tx) error {
+			txid = tx.ID()
+			return b.apply(tx, group)
+		})
+	})
+	if hk := b.hooks.Load(); hk != nil && hk.result != nil {
+		err = hk.result(err)
+	}
+	if err == nil {
+		b.writeTxns.Add(1)
+		return nil
+	}
+	for _, r := range group {
+		r.meta = state.Metadata{}
+	}
+	var fault *faultError
+	if !errors.As(err, &fault) {
+		err = fmt.Errorf("boltbackend: %s: commit: %w", b.path, err)
+	}
+	// bbolt rolls back a failed commit in memory, but when the failure
+	// came after it wrote the new meta page (its fsync failed), the page
+	// cache holds that meta and later transactions would build on it:
+	// what is on disk is then unknown to us. A panic leaves bbolt's state
+	// unknown too. Refuse further writes; reopening reads what is there.
+	if fault != nil || (txid != 0 && b.committedSince(txid)) {
+		broken := fmt.Errorf("boltbackend: %s: a failed commit left the store in an unknown state, close and reopen it: %w", b.path, err)
+		b.broken.Store(&broken)
+		return broken
+	}
+	return err
+}
+
+// committedSince reports whether the store's current transaction id is at
+// least txid (or cannot be read).
+func (b *Backend) committedSince(txid int) bool {
+	cur := txid
+	err := safely(b.path, "read", func() error {
+		return b.db.View(func(tx *bolt.Tx) error { cur = tx.ID(); return nil })
+	})
+	return err != nil || cur >= txid
+}
+
+// apply writes the batches of group, in order, in tx.
+func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
+	bk, err := b.openBuckets(tx)
+	if err != nil {
+		return err
+	}
+	meta := bk.metadata
+	nHosts, nResources := int64(bk.nHosts), int64(bk.nResources)
+	hk := b.hooks.Load()
+	for _, r := range group {
+		if hk != nil && hk.apply != nil {
+			if err := hk.apply(r.batch); err != nil {
+				return err
+			}
+		}
+		if r.batch.Replace != nil {
+			if err := bk.reset(tx); err != nil {
+				return err
+			}
+			nHosts, nResources = 0, 0
+		}
+		for i := range r.changes {
+			c := &r.changes[i]
+			dh, dr, err := bk.change(c)
+			if err != nil {
+				return fmt.Errorf("%v %q: %w", c.kind, c.key, err)
+			}
+			nHosts += dh
+			nResources += dr
+		}
+		meta = state.NextMetadata(meta, r.batch)
+		r.meta = meta
+	}
+	mb, err := record.EncodeMetadata(&meta)
+	if err != nil {
+		return err
+	}
+	for _, kv := range []struct{ k, v []byte }{
+		{keyMeta, mb}, {keyHosts, u64(uint64(max(nHosts, 0)))}, {keyResources, u64(uint64(max(nResources, 0)))},
+	} {
+		if err := bk.meta.Put(kv.k, kv.v); err != nil {
+			return err
+		}
+	}
+	if hk != nil && hk.commit != nil {
+		return hk.commit()
+	}
+	return nil
+}
+
+// reset empties the record buckets (Batch.Replace).
+func (bk *buckets) reset(tx *bolt.Tx) error {
+	for _, p := range []struct {
+		name []byte
+		b    **bolt.Bucket
+	}{{bucketHosts, &bk.hosts}, {bucketResources, &bk.resources}, {bucketByType, &bk.byType}} {
+		if err := tx.DeleteBucket(p.name); err != nil {
+			return err
+		}
+		nb, err := tx.CreateBucket(p.name)
+		if err != nil {
+			return err
+		}
+		*p.b = nb
+	}
+	return nil
+}
+
+// change applies one change and returns how it changes the number of
+// hosts and resources.
+func (bk *buckets) change(c *prepared) (dHosts, dResources int64, err error) {
+	if c.kind == state.KindHost {
+		existed := bk.hosts.Get(c.key) != nil
+		switch {
+		case c.value == nil && existed:
+			return -1, 0, bk.hosts.Delete(c.key)
+		case c.value == nil:
+			return 0, 0, nil
+		case existed:
+			return 0, 0, bk.hosts.Put(c.key, c.value)
+		}
+		return 1, 0, bk.hosts.Put(c.key, c.value)
+	}
+	old := bk.resources.Get(c.key)
+	keep := false
+	if old != nil {
+		// The old record's index entry goes, unless it is the new one.
+		if keep, err = bk.unindex(c.key, old, c.index); err != nil {
+			return 0, 0, err
+		}
+	}
+	if c.value == nil {
+		if old == nil {
+			return 0, 0, nil
+		}
+		return 0, -1, bk.resources.Delete(c.key)
+	}
+	if err := bk.resources.Put(c.key, c.value); err != nil {
+		return 0, 0, err
+	}
+	if !keep {
+		if err := bk.byType.Put(c.index, []byte{}); err != nil {
+			return 0, 0, err
+		}
+	}
+	if old == nil {
+		return 0, 1, nil
+	}
+	return 0, 0, nil
+}
+
+// unindex removes the index entry of old, the record stored under key,
+// unless it equals next; kept reports that it does. When old is damaged,
+// its entries are found by scanning the index, so that overwriting or
+// removing a damaged record repairs the index.
+func (bk *buckets) unindex(key, old, next []byte) (kept bool, err error) {
+	typ, err := record.ResourceType(old)
+	if err != nil {
+		return false, bk.unindexScan(key)
+	}
+	idx := indexKey(typ, key)
+	if bytes.Equal(idx, next) {
+		return true, nil
+	}
+	return false, bk.byType.Delete(idx)
+}
+
+func (bk *buckets) unindexScan(key []byte) error {
+	var stale [][]byte
+	c := bk.byType.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if i := bytes.IndexByte(k, 0); i >= 0 && bytes.Equal(k[i+1:], key) {
+			stale = append(stale, bytes.Clone(k))
+		}
+	}
+	for _, k := range stale {
+		if err := bk.byType.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

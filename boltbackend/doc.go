@@ -1,0 +1,104 @@
+// Package boltbackend is the embedded default state.Backend: a single
+// bbolt file (go.etcd.io/bbolt) holding one record per host and per
+// resource, so that a change costs one small transaction whatever the
+// size of the store.
+//
+//	b, err := boltbackend.Open("state.db", &boltbackend.Options{Timeout: 5 * time.Second})
+//	if err != nil {
+//		return err // errors.Is(err, state.ErrLocked): another process has it
+//	}
+//	st, err := state.Open(b) // st.Close closes b
+//
+// # Layout
+//
+// Four buckets: "hosts" (key: host name), "resources" (key: resource key),
+// values encoded by internal/record (MessagePack); "resources_by_type"
+// (key: type, NUL, resource key; empty value), the index that makes
+// listing the resources of one type cost in proportion to the matches;
+// and "metadata", holding the layout version ("schema", SchemaVersion),
+// the store's state.Metadata ("meta") and the numbers of hosts and
+// resources, so that Snapshot.Len costs nothing. A store with a newer
+// layout version is refused (*SchemaError), not misread.
+//
+// # Concurrency
+//
+// All methods may be called from many goroutines. Reads (View, Check,
+// Compact) run in bbolt read transactions, concurrently with each other
+// and with writes. Writes go through one committer goroutine: Commit
+// validates and encodes its batch, queues it and waits; the committer
+// takes the first waiting batch and every other batch already queued,
+// and commits them in one bbolt transaction (group commit). There is no
+// timer: a group is whatever arrived while the previous transaction was
+// committing, so a lone writer never waits for company, and 32 writers
+// share the cost of each fsync. Batches are applied in queue order, each
+// getting its own serial (state.NextMetadata), and each Commit returns its
+// own result: a batch that fails inside the transaction makes the
+// committer retry the group's batches one per transaction, so it fails
+// alone and the others commit exactly once. bbolt's DB.Batch is not used:
+// it waits up to 10ms to fill a batch and may run a function twice.
+//
+// # Durability
+//
+// Commit returns after bbolt's commit, which writes the changed pages,
+// fdatasyncs, writes the new meta page and fdatasyncs again: an
+// acknowledged batch survives a crash of the process or of the machine.
+// NoSync is never set. A crash mid-commit leaves the previous meta page
+// in force: the batch is absent, whole. A new store is built under a
+// temporary name and linked into place complete, so a crash while
+// creating one never leaves an empty or half-written file.
+//
+// # Locking
+//
+// bbolt's flock on the file is the lock between processes: exclusive for
+// read-write opens, shared for read-only ones. The kernel releases it
+// when its holder exits, however it exits, so a killed process never
+// blocks anyone. While it holds the store, a read-write Backend keeps a
+// lock-info record (pid, host, command, start time; no secrets) in
+// PATH.lock, removed by Close. An Open that cannot get the lock within
+// Options.Timeout (zero: at once) returns a *state.LockError matching
+// state.ErrLocked, naming the store and the holder from that record
+// ("state.db: locked by pid 4242 (ftl2 apply) on host ci-7 since
+// 10:31:05"); a record left by a dead process is reported as stale, and
+// StaleLock tells the next holder that its predecessor died holding the
+// store.
+//
+// A read-only open (Options.ReadOnly, for export, check and listing
+// commands) shares the store with other read-only opens but not with a
+// writer: while a read-write Backend holds the store, a read-only Open
+// waits for it to close, up to Options.Timeout, and then fails with a
+// *state.LockError whose message says that read-only opens wait for the
+// writer. With the default zero Timeout it fails at once, never hangs.
+// Conversely a writer cannot open a store while readers hold it.
+//
+// # Corruption
+//
+// Open reads the file itself, read-only and under a shared lock, before
+// bbolt maps it: an empty file, a file that is not bbolt, a damaged meta
+// page, or a file shorter than the pages its meta page says are in use
+// (bbolt would fault reading past the end) is refused with an error
+// matching state.ErrCorrupt that names the path, and the file is not
+// modified. Records are checked as they are decoded (errors match
+// state.ErrCorrupt and name the bucket and key); Check verifies the whole
+// store. A panic or memory fault inside bbolt caused by a damaged page is
+// turned into an error matching state.ErrCorrupt instead of killing the
+// process.
+//
+// # Caveats
+//
+//   - bbolt files never shrink: deleted records leave free pages that
+//     later writes reuse. Compact writes a compacted copy.
+//   - A long View or Check keeps old pages alive, so the file may grow
+//     while it runs; Check on a read-write Backend holds off commits.
+//   - One damaged meta page makes Open fail, even though bbolt could fall
+//     back to the other copy: a crash cannot damage a meta page (it is
+//     written within one disk sector), so damage means something else
+//     wrote to the file, and falling back could silently drop the newest
+//     commit. bbolt's own tool can inspect and repair it, on a copy
+//     (bbolt surgery meta validate, bbolt surgery meta update).
+//   - If bbolt's final fsync fails after it wrote the new meta page, the
+//     outcome of that commit is unknown (it may or may not be on disk):
+//     the Commit fails, and so does every later Commit of this Backend,
+//     until it is closed and the store reopened.
+//   - Locking relies on flock(2): a store on a network file system may
+//     not be protected against another machine.
+package boltbackend

@@ -1,0 +1,25 @@
+package boltbackend
+
+import "github.com/go-ftl2/ftlstate/state"
+
+// Hooks are fault-injection seams: Apply runs inside each write
+// transaction before each batch and Commit at its end (an error from
+// either fails and rolls back the transaction); Result replaces the
+// outcome of each write transaction, to simulate a commit that bbolt
+// reports failed after it wrote the meta page.
+type Hooks struct {
+	Apply  func(*state.Batch) error
+	Commit func() error
+	Result func(error) error
+}
+
+// SetHooks installs h on b (the zero Hooks removes them).
+func SetHooks(b *Backend, h Hooks) {
+	b.hooks.Store(&hooks{apply: h.Apply, commit: h.Commit, result: h.Result})
+}
+
+// WriteTxns returns the number of write transactions b committed.
+func WriteTxns(b *Backend) uint64 { return b.writeTxns.Load() }
+
+// Queued returns the number of batches waiting for the committer.
+func Queued(b *Backend) int { return len(b.queue) }

@@ -1,0 +1,249 @@
+package boltbackend
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/go-ftl2/ftlstate/internal/record"
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+// View implements state.Backend: fn runs inside one bbolt read
+// transaction, so the Snapshot is the store as of one commit, whatever is
+// committed meanwhile. Records are decoded (copied out of the file) as
+// they are read; decoding errors match state.ErrCorrupt and name the
+// bucket and key. Long Views hold pages that writers cannot reuse, so
+// the file may grow while they run.
+func (b *Backend) View(fn func(state.Snapshot) error) error {
+	if err := b.begin(); err != nil {
+		return err
+	}
+	defer b.ops.Done()
+	return b.db.View(func(tx *bolt.Tx) error {
+		s := &snapshot{path: b.path}
+		err := safely(b.path, "read", func() error {
+			var err error
+			s.bk, err = b.openBuckets(tx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer func() { s.bk = nil }()
+		return fn(s)
+	})
+}
+
+// snapshot is a state.Snapshot on a read transaction.
+type snapshot struct {
+	path string
+	// bk holds the transaction's buckets; nil once View returned.
+	bk *buckets
+}
+
+var errSnapshotDone = errors.New("boltbackend: snapshot used after its View returned")
+
+func (s *snapshot) Metadata() state.Metadata {
+	if s.bk == nil {
+		return state.Metadata{}
+	}
+	return s.bk.metadata
+}
+
+func (s *snapshot) Len() (hosts, resources int) {
+	if s.bk == nil {
+		return 0, 0
+	}
+	return int(s.bk.nHosts), int(s.bk.nResources)
+}
+
+func (s *snapshot) corrupt(bucket []byte, key []byte, err error) error {
+	return fmt.Errorf("boltbackend: %s: %s/%q: %w", s.path, bucket, key, err)
+}
+
+// host decodes the host stored under k, checking that it is stored under
+// its own name.
+func (s *snapshot) host(k, v []byte) (*state.HostState, error) {
+	if v == nil {
+		return nil, s.corrupt(bucketHosts, k, fmt.Errorf("a bucket, not a record: %w", state.ErrCorrupt))
+	}
+	h, err := record.DecodeHost(v)
+	if err != nil {
+		return nil, s.corrupt(bucketHosts, k, err)
+	}
+	if h.Name != string(k) {
+		return nil, s.corrupt(bucketHosts, k, fmt.Errorf("host named %q stored under another key: %w", h.Name, state.ErrCorrupt))
+	}
+	return h, nil
+}
+
+func (s *snapshot) resource(k, v []byte) (*state.ResourceState, error) {
+	if v == nil {
+		return nil, s.corrupt(bucketResources, k, fmt.Errorf("a bucket, not a record: %w", state.ErrCorrupt))
+	}
+	r, err := record.DecodeResource(v)
+	if err != nil {
+		return nil, s.corrupt(bucketResources, k, err)
+	}
+	return r, nil
+}
+
+func (s *snapshot) Host(name string) (h *state.HostState, ok bool, err error) {
+	if s.bk == nil {
+		return nil, false, errSnapshotDone
+	}
+	err = safely(s.path, "read", func() error {
+		k := []byte(name)
+		v := s.bk.hosts.Get(k)
+		if v == nil {
+			return nil // absent (or a nested bucket, which Check reports)
+		}
+		h, err = s.host(k, v)
+		return err
+	})
+	return h, h != nil, err
+}
+
+func (s *snapshot) Resource(key string) (r *state.ResourceState, ok bool, err error) {
+	if s.bk == nil {
+		return nil, false, errSnapshotDone
+	}
+	err = safely(s.path, "read", func() error {
+		k := []byte(key)
+		v := s.bk.resources.Get(k)
+		if v == nil {
+			return nil
+		}
+		r, err = s.resource(k, v)
+		return err
+	})
+	return r, r != nil, err
+}
+
+func (s *snapshot) Hosts(fn func(h *state.HostState) error) error {
+	if s.bk == nil {
+		return errSnapshotDone
+	}
+	c := s.bk.hosts.Cursor()
+	var h *state.HostState
+	step := func(first bool) error {
+		return safely(s.path, "read", func() error {
+			var k, v []byte
+			if first {
+				k, v = c.First()
+			} else {
+				k, v = c.Next()
+			}
+			if k == nil {
+				h = nil
+				return nil
+			}
+			var err error
+			h, err = s.host(k, v)
+			return err
+		})
+	}
+	for err := step(true); ; err = step(false) {
+		if err != nil {
+			return err
+		}
+		if h == nil {
+			return nil
+		}
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *snapshot) Resources(fn func(key string, r *state.ResourceState) error) error {
+	if s.bk == nil {
+		return errSnapshotDone
+	}
+	c := s.bk.resources.Cursor()
+	var key string
+	var r *state.ResourceState
+	step := func(first bool) error {
+		return safely(s.path, "read", func() error {
+			var k, v []byte
+			if first {
+				k, v = c.First()
+			} else {
+				k, v = c.Next()
+			}
+			if k == nil {
+				r = nil
+				return nil
+			}
+			var err error
+			key = string(k)
+			r, err = s.resource(k, v)
+			return err
+		})
+	}
+	for err := step(true); ; err = step(false) {
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return nil
+		}
+		if err := fn(key, r); err != nil {
+			return err
+		}
+	}
+}
+
+// ResourcesOfType walks the resources_by_type index: its cost grows with
+// the number of matches, not the size of the store.
+func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.ResourceState) error) error {
+	if s.bk == nil {
+		return errSnapshotDone
+	}
+	prefix := append([]byte(typ), 0)
+	c := s.bk.byType.Cursor()
+	var key string
+	var r *state.ResourceState
+	step := func(first bool) error {
+		return safely(s.path, "read", func() error {
+			var k []byte
+			if first {
+				k, _ = c.Seek(prefix)
+			} else {
+				k, _ = c.Next()
+			}
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				r = nil
+				return nil
+			}
+			rk := k[len(prefix):]
+			v := s.bk.resources.Get(rk)
+			if v == nil {
+				return fmt.Errorf("boltbackend: %s: %s/%q: index entry of a missing resource: %w", s.path, bucketByType, k, state.ErrCorrupt)
+			}
+			var err error
+			key = string(rk)
+			if r, err = s.resource(rk, v); err != nil {
+				return err
+			}
+			if r.Type != typ {
+				return fmt.Errorf("boltbackend: %s: %s/%q: indexed as %q but of type %q: %w", s.path, bucketByType, k, typ, r.Type, state.ErrCorrupt)
+			}
+			return nil
+		})
+	}
+	for err := step(true); ; err = step(false) {
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return nil
+		}
+		if err := fn(key, r); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,57 @@
+// Package record encodes the records of a store (hosts, resources and the
+// store's metadata) as MessagePack, for the backends that keep one record
+// per key: boltbackend, and later an etcd backend.
+//
+// # Layout
+//
+// Every record is a MessagePack array whose first element is the record
+// format version (Version, 1), followed by the fields in a fixed order:
+//
+//	host:     [1, name, address, port, user, group, vars, created_at, updated_at]
+//	resource: [1, type, id, name, data, tags, created_at, updated_at]
+//	metadata: [1, version, created_at, updated_at, serial, lineage]
+//
+// Timestamps use the MessagePack timestamp extension (type -1); the zero
+// time is written in its 96-bit form and comes back as time.Time{}. vars,
+// data and tags are nil when the record's map is nil and a (possibly
+// empty) map otherwise, so that nil and empty maps round-trip exactly. Maps
+// are written with their keys sorted, so one record always encodes to the
+// same bytes. Encoding uses github.com/vmihailenco/msgpack/v5.
+//
+// # Values
+//
+// Vars and Data hold the value model of state.NormalizeValue and nothing
+// else: int64, float64, string, bool, nil, []any and map[string]any.
+// Decoding dispatches on the MessagePack type code and yields exactly these
+// types: every integer encoding gives int64, both float encodings give
+// float64.
+//
+// # Validation
+//
+// Encoding and decoding enforce the same rules, so that whatever encodes
+// decodes to the same value, and what decodes re-encodes:
+//
+//   - the record rules of (*state.HostState).Normalize and
+//     (*state.ResourceState).Normalize: host names and resource types pass
+//     state.ValidateName, ports are 0..65535, every string and map key is
+//     valid UTF-8;
+//   - values are in the model and normalized: floats are finite and not
+//     integral within int64's range (NormalizeValue makes those int64),
+//     integers fit in int64, maps and lists nest at most
+//     state.MaxValueDepth deep (Vars itself being level 1);
+//   - timestamps lie in years 0 to 9999, the range state.json can hold.
+//
+// The checks are done while encoding or decoding, without copying the
+// record again. Encoding a value outside these rules gives an error
+// matching state.ErrInvalid (a *state.FieldError naming the field, such as
+// "vars.x"); decoding bytes that break them, or that are not a record at
+// all, gives an error matching state.ErrCorrupt. Decoding never panics,
+// never reads past its input, and allocates in proportion to the input:
+// every length is checked against the bytes that remain before anything is
+// allocated.
+//
+// Decoded records never share memory with the input, which may be a
+// bbolt page valid only during its transaction: the strings of one record
+// are cut from a single copy of its bytes (one allocation per record
+// instead of one per string).
+package record
