@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-ftl2/ftlstate/boltbackend"
+	"github.com/go-ftl2/ftlstate/filebackend"
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+// binary is the ftlstate binary built once for the black-box tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	// Re-executed as a lock holder: open the store, say so, wait to die.
+	if p := os.Getenv("FTLSTATE_TEST_HOLD"); p != "" {
+		hold(p)
+		return
+	}
+	dir, err := os.MkdirTemp("", "ftlstate-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "ftlstate")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// hold opens the store at p for writing and keeps it until killed.
+func hold(p string) {
+	var b state.Backend
+	var err error
+	if kindOf(p) == kindJSON {
+		b, err = filebackend.Open(p, nil)
+	} else {
+		b, err = boltbackend.Open(p, nil)
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	defer b.Close()
+	fmt.Println("held")
+	time.Sleep(time.Minute)
+}
+
+// startHolder starts a process (the test binary) holding the store's lock.
+func startHolder(t *testing.T, p string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FTLSTATE_TEST_HOLD="+p)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "held\n", line)
+	return cmd
+}
+
+// bin runs the built binary.
+func bin(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func TestBinary_EndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "state.db")
+	env := []string{"FTLSTATE_PATH=" + db}
+	r := bin(t, env, "host", "add", "web01", "--address", "192.168.1.10", "--group", "webservers", "--var", "http_port=80")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = bin(t, env, "hosts", "-o", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var hosts []state.HostState
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &hosts))
+	require.Len(t, hosts, 1)
+	assert.Equal(t, "192.168.1.10", hosts[0].Address)
+
+	// Usage errors exit 2, failures 1, each one line on stderr.
+	r = bin(t, env, "hosts", "--nope")
+	assert.Equal(t, 2, r.code)
+	assert.True(t, strings.HasPrefix(r.stderr, "ftlstate: unknown flag: --nope\n"), r.stderr)
+	r = bin(t, []string{"FTLSTATE_PATH=" + filepath.Join(dir, "none.db")}, "hosts")
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, "ftlstate: "+filepath.Join(dir, "none.db")+": no such store (--state, $FTLSTATE_PATH)\n", r.stderr)
+}
+
+func TestBinary_LockedByAnotherProcess(t *testing.T) {
+	for _, name := range []string{"state.db", "state.json"} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), name)
+			ok(t, "--state", p, "host", "add", "web01", "--address", "a")
+			holder := startHolder(t, p)
+			pid := holder.Process.Pid
+
+			r := bin(t, nil, "--state", p, "host", "add", "web02", "--address", "b")
+			assert.Equal(t, 1, r.code)
+			want := fmt.Sprintf("ftlstate: %s: locked by pid %d", p, pid)
+			assert.True(t, strings.HasPrefix(r.stderr, want), "names the holder: %q", r.stderr)
+			assert.Contains(t, r.stderr, "retry with --lock-timeout 30s")
+			assert.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line")
+
+			start := time.Now()
+			r = bin(t, nil, "--state", p, "--lock-timeout", "300ms", "host", "add", "web02", "--address", "b")
+			assert.Equal(t, 1, r.code)
+			assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "waited its timeout")
+			assert.Contains(t, r.stderr, "waited")
+			assert.NotContains(t, r.stderr, "retry with")
+
+			// SIGKILL frees the lock at once; the dead holder's info is stale.
+			require.NoError(t, holder.Process.Signal(syscall.SIGKILL))
+			holder.Wait()
+			r = bin(t, nil, "--state", p, "host", "add", "web02", "--address", "b")
+			assert.Equal(t, 0, r.code, r.stderr)
+			r = bin(t, nil, "--state", p, "hosts", "-o", "json")
+			assert.Contains(t, r.stdout, "web02")
+		})
+	}
+}
+
+// TestBinary_Ansible drives real ansible-inventory through a two-line
+// inventory script that calls the ftlstate binary.
+func TestBinary_Ansible(t *testing.T) {
+	ansible, err := exec.LookPath("ansible-inventory")
+	if err != nil {
+		if os.Getenv("FTLSTATE_REQUIRE_ANSIBLE") == "1" {
+			t.Fatal("ansible-inventory not found and FTLSTATE_REQUIRE_ANSIBLE=1 (install ansible-core)")
+		}
+		t.Skip("ansible-inventory not installed (apt-get install ansible-core); set FTLSTATE_REQUIRE_ANSIBLE=1 to make this a failure")
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "state.db")
+	seed(t, db)
+	ok(t, "--state", db, "host", "add", "lonely", "--address", "10.0.0.9", "--var", `tags=["a","b"]`)
+	script := filepath.Join(dir, "ftlstate-inventory.sh")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexec "+binary+" --state "+db+" inventory \"$@\"\n"), 0o700))
+
+	home := t.TempDir()
+	env := append(os.Environ(),
+		"HOME="+home, "ANSIBLE_LOCAL_TEMP="+filepath.Join(home, "tmp"), "ANSIBLE_REMOTE_TEMP="+filepath.Join(home, "rtmp"),
+		"ANSIBLE_INVENTORY_ENABLED=script", "ANSIBLE_INVENTORY_UNPARSED_FAILED=1", "ANSIBLE_CONFIG="+filepath.Join(home, "none.cfg"),
+		"ANSIBLE_NOCOLOR=1", "ANSIBLE_DEPRECATION_WARNINGS=0")
+	runAnsible := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, ansible, append([]string{"-i", script}, args...)...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		require.NoError(t, cmd.Run(), "ansible-inventory %v: %s", args, errb.String())
+		assert.NotContains(t, errb.String(), "WARNING", "ansible warned: %s", errb.String())
+		return out.String()
+	}
+	var got struct {
+		All  struct{ Children []string } `json:"all"`
+		Meta struct {
+			Hostvars map[string]map[string]any `json:"hostvars"`
+		} `json:"_meta"`
+		Web struct{ Hosts []string } `json:"webservers"`
+		DB  struct{ Hosts []string } `json:"databases"`
+		Ung struct{ Hosts []string } `json:"ungrouped"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(runAnsible("--list")), &got))
+	assert.ElementsMatch(t, []string{"webservers", "databases", "ungrouped"}, got.All.Children)
+	assert.Equal(t, []string{"web01"}, got.Web.Hosts)
+	assert.Equal(t, []string{"db01"}, got.DB.Hosts)
+	assert.Equal(t, []string{"lonely"}, got.Ung.Hosts)
+	web := got.Meta.Hostvars["web01"]
+	assert.Equal(t, "192.168.1.10", web["ansible_host"])
+	assert.Equal(t, "admin", web["ansible_user"])
+	assert.Equal(t, 80.0, web["http_port"])
+	assert.Equal(t, 2222.0, got.Meta.Hostvars["db01"]["ansible_port"])
+	assert.Equal(t, "15", got.Meta.Hostvars["db01"]["postgres_version"])
+	assert.Equal(t, []any{"a", "b"}, got.Meta.Hostvars["lonely"]["tags"])
+
+	graph := runAnsible("--graph")
+	for _, want := range []string{"@all:", "@webservers:", "--web01", "@databases:", "--db01", "@ungrouped:", "--lonely"} {
+		assert.Contains(t, graph, want)
+	}
+	var hv map[string]any
+	require.NoError(t, json.Unmarshal([]byte(runAnsible("--host", "db01")), &hv))
+	assert.Equal(t, "192.168.1.20", hv["ansible_host"])
+}
+
+func TestBinary_Demo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "demo", "--hosts", "200", "--workers", "8")
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Run(), errb.String())
+	s := out.String()
+	assert.Contains(t, s, "run 1: killed with SIGKILL after recording 100 of 200 hosts")
+	assert.Regexp(t, `run 2: skipped (\d+) hosts already in the state, provisioned (\d+)`, s)
+	assert.Contains(t, s, "200 hosts, 200 resources")
+	assert.Contains(t, s, "caches 66, databases 67, webservers 67")
+	assert.FileExists(t, filepath.Join(dir, demoStore))
+	assert.FileExists(t, filepath.Join(dir, demoExport))
+	r := bin(t, nil, "--state", filepath.Join(dir, demoExport), "hosts", "-o", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var hosts []state.HostState
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &hosts))
+	assert.Len(t, hosts, 200, "the export is a valid state.json with every host")
+	// Skipped + provisioned covers every host exactly once.
+	var skipped, provisioned int
+	fmt.Sscanf(s[strings.Index(s, "run 2: skipped"):], "run 2: skipped %d hosts already in the state, provisioned %d", &skipped, &provisioned)
+	assert.Equal(t, 200, skipped+provisioned)
+	assert.GreaterOrEqual(t, skipped, 100)
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+func TestParseVar(t *testing.T) {
+	tests := []struct {
+		arg  string
+		key  string
+		want any
+	}{
+		{"port=8080", "port", int64(8080)},
+		{"ratio=0.5", "ratio", 0.5},
+		{"on=true", "on", true},
+		{"none=null", "none", nil},
+		{`tags=["a","b"]`, "tags", []any{"a", "b"}},
+		{`obj={"a":1,"b":[true]}`, "obj", map[string]any{"a": int64(1), "b": []any{true}}},
+		{`quoted="15"`, "quoted", "15"},
+		{"host=web01", "host", "web01"},
+		{"ip=10.0.0.1", "ip", "10.0.0.1"},
+		{"empty=", "empty", ""},
+		{"eq=a=b", "eq", "a=b"},
+		{"version:=15", "version", "15"},
+		{"flag:=true", "flag", "true"},
+		{"list:=[1]", "list", "[1]"},
+		{"sp= 42 ", "sp", int64(42)},
+		{"text=hello world", "text", "hello world"},
+	}
+	for _, tt := range tests {
+		k, v, err := parseVar(tt.arg)
+		require.NoError(t, err, tt.arg)
+		assert.Equal(t, tt.key, k, tt.arg)
+		assert.True(t, reflect.DeepEqual(tt.want, v), "%s: got %#v (%T), want %#v", tt.arg, v, v, tt.want)
+	}
+	for _, bad := range []string{"novalue", "=x", ":=x", "", "k=\xff", "big=1e400"} {
+		_, _, err := parseVar(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestParseVars_DuplicateIsUsageError(t *testing.T) {
+	_, err := parseVars("var", []string{"a=1", "a=2"})
+	var ue usageError
+	require.ErrorAs(t, err, &ue)
+	m, err := parseVars("var", []string{"a=1", "b:=2"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"a": int64(1), "b": "2"}, m)
+}
+
+func TestParseTags(t *testing.T) {
+	m, err := parseTags([]string{"env=prod", "n=1"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"env": "prod", "n": "1"}, m)
+	_, err = parseTags([]string{"x"})
+	assert.Error(t, err)
+}
+
+// FuzzParseVar: no panic; a parsed value is in the store's value model and
+// survives the round trip through its own JSON form (key=<json>).
+func FuzzParseVar(f *testing.F) {
+	for _, s := range []string{"port=8080", "k:=15", `t=["a"]`, "x=1e400", "=", "a==", `o={"a":{"b":[1,2.5,null]}}`, "k=\xff", "n=-0", "f=1.0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		k, v, err := parseVar(arg)
+		if err != nil {
+			return
+		}
+		if k == "" || !strings.Contains(arg, "=") {
+			t.Fatalf("accepted %q with key %q", arg, k)
+		}
+		if nv, err := state.NormalizeValue(v); err != nil || !reflect.DeepEqual(nv, v) {
+			t.Fatalf("%q: value %#v not normalized", arg, v)
+		}
+		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			t.Fatalf("%q: non-JSON float", arg)
+		}
+		if !utf8.ValidString(k) {
+			return // the store rejects such keys when they reach it
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("%q: value %#v does not marshal: %v", arg, v, err)
+		}
+		k2, v2, err := parseVar(strings.TrimSuffix(k, ":") + "=" + string(b))
+		if strings.HasSuffix(k, ":") {
+			return // "a:" as a key cannot be written back unambiguously
+		}
+		if err != nil || k2 != k || !reflect.DeepEqual(v, v2) {
+			t.Fatalf("%q: round trip through %s gave %q %#v, %v", arg, b, k2, v2, err)
+		}
+	})
+}
