@@ -80,15 +80,8 @@ func (s *State) Replace(c *Contents, force bool) error {
 	s.mu.RUnlock()
 
 	doc := cc.Metadata
-	if !empty && !force {
-		switch {
-		case doc.Lineage == "":
-			return fmt.Errorf("state: replace: document has no lineage and the store is not empty (serial %d): %w", cur.Serial, ErrConflict)
-		case cur.Lineage != "" && doc.Lineage != cur.Lineage:
-			return fmt.Errorf("state: replace: document lineage %s differs from the store's %s: %w", doc.Lineage, cur.Lineage, ErrConflict)
-		case doc.Serial < cur.Serial:
-			return fmt.Errorf("state: replace: document serial %d is older than the store's %d: %w", doc.Serial, cur.Serial, ErrConflict)
-		}
+	if err := checkReplace(cur, empty, doc, force); err != nil {
+		return fmt.Errorf("state: replace: %w", err)
 	}
 	meta := doc
 	if meta.Lineage == "" {
@@ -124,6 +117,48 @@ func (s *State) Replace(c *Contents, force bool) error {
 	s.byType = make(map[string]map[string]struct{})
 	s.apply(changes)
 	return nil
+}
+
+// ConflictError is why Replace refused a document: it comes from another
+// store (lineage), is older than the store (serial), or has no lineage
+// while the store is not empty. It matches ErrConflict.
+type ConflictError struct {
+	Reason string
+}
+
+func (e *ConflictError) Error() string { return "conflict: " + e.Reason }
+
+// Unwrap returns ErrConflict.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// checkReplace applies Replace's safety rules.
+func checkReplace(cur Metadata, empty bool, doc Metadata, force bool) error {
+	if empty || force {
+		return nil
+	}
+	switch {
+	case doc.Lineage == "":
+		return &ConflictError{fmt.Sprintf("the document has no lineage and the store is not empty (serial %d)", cur.Serial)}
+	case cur.Lineage != "" && doc.Lineage != cur.Lineage:
+		return &ConflictError{fmt.Sprintf("the document comes from another store (lineage %s, this store's is %s)", doc.Lineage, cur.Lineage)}
+	case doc.Serial < cur.Serial:
+		return &ConflictError{fmt.Sprintf("the document is older than the store (serial %d < %d)", doc.Serial, cur.Serial)}
+	}
+	return nil
+}
+
+// CheckReplace reports whether Replace(c, force) would refuse c as a
+// conflict (a *ConflictError), without validating or writing anything:
+// callers check it before work that should only happen for an accepted
+// document, such as keeping a backup. Replace checks again.
+func (s *State) CheckReplace(c *Contents, force bool) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("state: %w", ErrClosed)
+	}
+	empty := s.meta.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0
+	return checkReplace(s.meta, empty, c.Metadata, force)
 }
 
 // memSnapshot is a Snapshot over immutable records held in maps. It hands

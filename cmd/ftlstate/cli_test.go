@@ -180,12 +180,19 @@ func TestExportImportDiff(t *testing.T) {
 	r = ftl(t, "--state", fresh, "import", redFile)
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "redacted export")
-	// An older copy is refused (serial), then forced.
+	// An older copy is refused (serial), then forced; the refusal leaves
+	// the previous backup alone.
+	ok(t, "--state", db, "host", "add", "new", "--address", "a")
+	ok(t, "--state", db, "host", "rm", "new")
+	backupBefore, err := os.ReadFile(db + ".backup")
+	require.NoError(t, err)
 	ok(t, "--state", db, "host", "add", "new", "--address", "a")
 	r = ftl(t, "--state", db, "import", exported)
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "older")
-	assert.Contains(t, r.stderr, "--force")
+	assert.Equal(t, "ftlstate: "+db+": import of "+exported+" refused: the document is older than the store (serial 3 < 6); use --force to import anyway\n", r.stderr)
+	backupAfter, err := os.ReadFile(db + ".backup")
+	require.NoError(t, err)
+	assert.Equal(t, backupBefore, backupAfter, "a refused import keeps the previous backup")
 	ok(t, "--state", db, "import", exported, "--force")
 	r = ok(t, "--state", db, "hosts", "-o", "json")
 	assert.NotContains(t, r.stdout, `"new"`)

@@ -97,13 +97,19 @@ The store as it was is kept in PATH.backup unless --no-backup.`,
 				return fmt.Errorf("%s: holds %q values (a redacted export): importing it would overwrite secrets; use --force to import anyway", args[0], export.Redacted)
 			}
 			return a.destructive(noBackup, func(st *state.State, keepBackup func() error) error {
+				// Refuse a conflicting document before the backup, so a
+				// refused import leaves the previous backup alone.
+				if err := st.CheckReplace(c, force); err != nil {
+					var ce *state.ConflictError
+					if errors.As(err, &ce) {
+						return fmt.Errorf("%s: import of %s refused: %s; use --force to import anyway", a.statePath, args[0], ce.Reason)
+					}
+					return err
+				}
 				if err := keepBackup(); err != nil {
 					return err
 				}
 				if err := st.Replace(c, force); err != nil {
-					if errors.Is(err, state.ErrConflict) {
-						return fmt.Errorf("%s: %w; use --force to import anyway", a.statePath, err)
-					}
 					return fmt.Errorf("%s: %w", a.statePath, err)
 				}
 				h, r := st.Len()

@@ -792,8 +792,12 @@ func (s *suite) testReplaceConflicts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		doc := &state.Contents{Metadata: tc.meta, Hosts: map[string]*state.HostState{"x": {Name: "x"}}}
+		var ce *state.ConflictError
+		assert.ErrorAs(t, st.CheckReplace(doc, false), &ce, "%s: CheckReplace agrees", tc.name)
+		assert.NoError(t, st.CheckReplace(doc, true), "%s: forced", tc.name)
 		err := st.Replace(doc, false)
 		assert.ErrorIs(t, err, state.ErrConflict, tc.name)
+		assert.ErrorAs(t, err, &ce, tc.name)
 		assert.True(t, st.HasHost("b"), "%s: refused import changes nothing", tc.name)
 		assert.Equal(t, cur, st.Metadata(), tc.name)
 	}
