@@ -91,7 +91,17 @@ func (a *app) message(err error) string {
 		}
 		return oneLine(msg)
 	}
-	return oneLine(err.Error())
+	return oneLine(trimPackage(err.Error()))
+}
+
+// trimPackage drops the Go package prefix backends put on their errors
+// ("boltbackend: state.db: ..."): the operator needs the file and the
+// problem, not where in the code it was found.
+func trimPackage(msg string) string {
+	for _, p := range []string{"boltbackend: ", "filebackend: ", "etcdbackend: ", "state: load: ", "state: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
 }
 
 func oneLine(s string) string {
