@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/internal/record"
 	"github.com/go-ftl2/ftlstate/state"
@@ -240,7 +241,7 @@ func create(path string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = syncFile(tmp)
+		err = atomicfile.SyncFile(tmp)
 	}
 	if err == nil {
 		err = publish(tmp, path)
@@ -249,7 +250,7 @@ func create(path string) error {
 		}
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = atomicfile.SyncDir(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("boltbackend: create %s: %w", path, err)
@@ -296,30 +297,6 @@ func publish(tmp, dst string) error {
 		return &fs.PathError{Op: "create", Path: dst, Err: fs.ErrExist}
 	}
 	return os.Rename(tmp, dst)
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 )
 
 // compactTxSize is how many bytes of records Compact copies per write
@@ -53,7 +55,7 @@ func (b *Backend) Compact(dst string) error {
 	if err := publish(tmp, dst); err != nil {
 		return fmt.Errorf("boltbackend: compact %s: %w", b.path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("boltbackend: compact %s: %w", b.path, err)
 	}
 	return nil
@@ -79,7 +81,7 @@ func (b *Backend) compactTo(path string) error {
 	if err != nil {
 		return err
 	}
-	return syncFile(path)
+	return atomicfile.SyncFile(path)
 }
 
 // copyTx copies every bucket of src (the store's buckets are flat) into

@@ -11,30 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
+	"github.com/go-ftl2/ftlstate/internal/testfs"
 	"github.com/go-ftl2/ftlstate/state"
 )
-
-// mountTmpfs mounts a tmpfs of the given size on a new directory, or
-// skips the test when mounting is not allowed.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); TestCommit_FailedCommitKeepsAcknowledgedData covers the error path by injection", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // TestCommit_DiskFull fills a small tmpfs: writes that hit ENOSPC fail,
 // everything acknowledged before stays, and the store works again once
 // there is space.
 func TestCommit_DiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "1m")
+	dir := testfs.Tmpfs(t, "1m")
 	path := filepath.Join(dir, "state.db")
 	b, err := boltbackend.Open(path, nil)
 	require.NoError(t, err)
@@ -84,7 +69,7 @@ func TestCommit_DiskFull(t *testing.T) {
 	require.NoError(t, b.Check())
 
 	// Space returns: the store works again.
-	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size=8m"))
+	testfs.Resize(t, dir, "8m")
 	require.NoError(t, st.AddHost(&state.HostState{Name: "after", Vars: map[string]any{"pad": pad}}))
 	acked = append(acked, "after")
 	serial++
@@ -101,7 +86,7 @@ func TestCommit_DiskFull(t *testing.T) {
 // read-write Open fails with an error naming the path and changes
 // nothing; a read-only Open works.
 func TestOpen_ReadOnlyFileSystem(t *testing.T) {
-	dir := mountTmpfs(t, "4m")
+	dir := testfs.Tmpfs(t, "4m")
 	path := filepath.Join(dir, "state.db")
 	b, err := boltbackend.Open(path, nil)
 	require.NoError(t, err)
@@ -109,7 +94,7 @@ func TestOpen_ReadOnlyFileSystem(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Close())
 	before := fileHash(t, path)
-	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""))
+	testfs.ReadOnly(t, dir, true)
 
 	_, err = boltbackend.Open(path, nil)
 	require.ErrorIs(t, err, syscall.EROFS)
@@ -128,5 +113,5 @@ func TestOpen_ReadOnlyFileSystem(t *testing.T) {
 	}))
 	require.NoError(t, ro.Close())
 	assert.Equal(t, before, fileHash(t, path))
-	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, ""), "remount read-write for cleanup")
+	testfs.ReadOnly(t, dir, false)
 }

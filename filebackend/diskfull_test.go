@@ -12,35 +12,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-ftl2/ftlstate/filebackend"
+	"github.com/go-ftl2/ftlstate/internal/testfs"
 	"github.com/go-ftl2/ftlstate/state"
 )
-
-// mountTmpfs mounts a tmpfs of the given size on a new temp dir for the
-// test. Without the right to mount it skips, unless FTLSTATE_REQUIRE_TMPFS
-// is set (CI sets it): then it fails. TestRewriteFailure covers the same
-// error paths by fault injection in every run.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0755"); err != nil {
-		if os.Getenv("FTLSTATE_REQUIRE_TMPFS") != "" {
-			t.Fatalf("mount tmpfs (FTLSTATE_REQUIRE_TMPFS is set): %v", err)
-		}
-		t.Skipf("cannot mount a tmpfs here (%v); the rewrite failures are covered by TestRewriteFailure", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // TestDiskFull: on a full file system a write fails with ENOSPC, the store
 // holds exactly what was acknowledged, and it works again once there is
 // room.
 func TestDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "256k")
+	dir := testfs.Tmpfs(t, "256k")
 	filler := filepath.Join(dir, "filler")
 	require.NoError(t, os.WriteFile(filler, make([]byte, 64<<10), 0o600))
 	p := filepath.Join(dir, "state.json")
@@ -98,15 +78,14 @@ func TestDiskFull(t *testing.T) {
 // opened for writing (the error names the path) and is left as it was;
 // it opens read-only.
 func TestReadOnlyFileSystem(t *testing.T) {
-	dir := mountTmpfs(t, "1m")
+	dir := testfs.Tmpfs(t, "1m")
 	p := filepath.Join(dir, "state.json")
 	b, err := filebackend.Open(p, nil)
 	require.NoError(t, err)
 	addHost(t, b, "web01", nil)
 	require.NoError(t, b.Close())
 	before := mustRead(t, p)
-	require.NoError(t, syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""))
-	t.Cleanup(func() { syscall.Mount("", dir, "", syscall.MS_REMOUNT, "") })
+	testfs.ReadOnly(t, dir, true)
 
 	_, err = filebackend.Open(p, nil)
 	require.ErrorIs(t, err, syscall.EROFS)

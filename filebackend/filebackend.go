@@ -18,6 +18,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
@@ -521,19 +522,7 @@ func (b *Backend) rewrite(c *state.Contents, h hooks) (err error) {
 	if err := step("syncdir"); err != nil {
 		return err
 	}
-	return syncDir(b.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.SyncDir(b.dir)
 }
 
 // removeLeftovers removes the temp files of rewrites that a killed

@@ -80,17 +80,34 @@ func Copy(dst, src string) error {
 	})
 }
 
-// SyncDir fsyncs a directory, making a rename in it durable.
+// SyncDir fsyncs a directory, making a rename or a creation in it
+// durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+	err = d.Sync()
+	if errors.Is(err, os.ErrInvalid) {
+		err = nil // a file system without directory sync
+	}
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SyncFile fsyncs the file at path.
+func SyncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
 		return err
 	}
-	return nil
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Leftovers lists temp files of path left in its directory by a process
