@@ -1,7 +1,6 @@
 package record_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-ftl2/ftlstate/internal/fuzzseed"
 	"github.com/go-ftl2/ftlstate/internal/record"
 	"github.com/go-ftl2/ftlstate/state"
 )
@@ -35,7 +34,7 @@ const seedDir = "../../testdata/fuzz/FuzzDecodeRecord"
 // value (and re-encode identically), or give an error matching
 // state.ErrCorrupt; never a panic.
 func FuzzDecodeRecord(f *testing.F) {
-	corpus, err := readCorpus(seedDir)
+	corpus, err := fuzzseed.Read(seedDir)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -96,10 +95,10 @@ func TestSeedCorpus(t *testing.T) {
 	if *updateSeeds {
 		require.NoError(t, os.MkdirAll(seedDir, 0o755))
 		for name, b := range want {
-			require.NoError(t, os.WriteFile(filepath.Join(seedDir, name), marshalCorpus(b), 0o644))
+			require.NoError(t, os.WriteFile(filepath.Join(seedDir, name), fuzzseed.Marshal(b), 0o644))
 		}
 	}
-	got, err := readCorpus(seedDir)
+	got, err := fuzzseed.Read(seedDir)
 	require.NoError(t, err)
 	for name, b := range want {
 		assert.Equal(t, b, got[name], "seed %s is missing or stale (run go test -run TestSeedCorpus -update-seeds)", name)
@@ -182,46 +181,4 @@ func seeds(t testing.TB) map[string][]byte {
 		"bad-version":          {0x99, 0x02, 0xa1, 'h'},
 	}
 	return s
-}
-
-// marshalCorpus writes b in the corpus file format of go test -fuzz.
-func marshalCorpus(b []byte) []byte {
-	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b)
-}
-
-// readCorpus reads every corpus file of dir (format "go test fuzz v1",
-// one []byte value per file), by file name.
-func readCorpus(dir string) (map[string][]byte, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string][]byte, len(entries))
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(nil, len(data)+1)
-		if !sc.Scan() || sc.Text() != "go test fuzz v1" {
-			return nil, fmt.Errorf("%s: not a go test fuzz v1 file", e.Name())
-		}
-		if !sc.Scan() {
-			return nil, fmt.Errorf("%s: no value", e.Name())
-		}
-		line := sc.Text()
-		if !strings.HasPrefix(line, "[]byte(") || !strings.HasSuffix(line, ")") {
-			return nil, fmt.Errorf("%s: want one []byte value, got %.40s", e.Name(), line)
-		}
-		s, err := strconv.Unquote(line[len("[]byte(") : len(line)-1])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", e.Name(), err)
-		}
-		out[e.Name()] = []byte(s)
-	}
-	return out, nil
 }

@@ -4,46 +4,33 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
-	"strings"
+	"slices"
 	"testing"
 
+	"github.com/go-ftl2/ftlstate/internal/fuzzseed"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
 )
 
-// corpusFile renders data as a Go fuzzing corpus file.
-func corpusFile(data []byte) []byte {
-	return []byte("go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n")
-}
-
 // readCorpus reads the []byte inputs of the corpus files in dir.
 func readCorpus(t testing.TB, dir string) [][]byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	seeds, err := fuzzseed.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seeds [][]byte
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.SplitN(strings.TrimSuffix(string(b), "\n"), "\n", 2)
-		if len(lines) != 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") || !strings.HasSuffix(lines[1], ")") {
-			t.Fatalf("%s: not a corpus file of one []byte", f)
-		}
-		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		seeds = append(seeds, []byte(s))
+	names := make([]string, 0, len(seeds))
+	for name := range seeds {
+		names = append(names, name)
 	}
-	return seeds
+	slices.Sort(names)
+	out := make([][]byte, len(names))
+	for i, name := range names {
+		out[i] = seeds[name]
+	}
+	return out
 }
 
 // FuzzDecode: Decode never panics or hangs; what it accepts is valid JSON,

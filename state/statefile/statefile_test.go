@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-ftl2/ftlstate/internal/fuzzseed"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
 )
@@ -609,11 +610,11 @@ func TestFuzzCorpus(t *testing.T) {
 		p := filepath.Join(dir, strings.TrimSuffix(name, ".json"))
 		if *update {
 			require.NoError(t, os.MkdirAll(dir, 0o755))
-			require.NoError(t, os.WriteFile(p, corpusFile(data), 0o644))
+			require.NoError(t, os.WriteFile(p, fuzzseed.Marshal(data), 0o644))
 		}
 		got, err := os.ReadFile(p)
 		if assert.NoError(t, err, "corpus file for %s (go test -update writes it)", name) {
-			assert.Equal(t, string(corpusFile(data)), string(got), name)
+			assert.Equal(t, string(fuzzseed.Marshal(data)), string(got), name)
 		}
 	}
 	seeds := readCorpus(t, dir)
