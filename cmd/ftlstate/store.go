@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
+	"github.com/go-ftl2/ftlstate/etcdbackend"
 	"github.com/go-ftl2/ftlstate/filebackend"
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/state"
@@ -20,18 +22,62 @@ type storeKind int
 const (
 	kindBolt storeKind = iota
 	kindJSON
+	kindEtcd
 )
 
+// etcdScheme starts a --state that names a store on an etcd cluster.
+const etcdScheme = "etcd://"
+
 func kindOf(path string) storeKind {
-	if strings.HasSuffix(strings.ToLower(path), ".json") {
+	switch {
+	case strings.HasPrefix(path, etcdScheme):
+		return kindEtcd
+	case strings.HasSuffix(strings.ToLower(path), ".json"):
 		return kindJSON
 	}
 	return kindBolt
 }
 
+// parseEtcd splits etcd://host:port[,host:port...]/prefix into the
+// endpoints and the key prefix ("/prefix", the URL's path).
+func parseEtcd(s string) (endpoints []string, prefix string, err error) {
+	rest, ok := strings.CutPrefix(s, etcdScheme)
+	if !ok {
+		return nil, "", usageErrorf("%s: not an etcd:// store", s)
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	prefix = strings.TrimRight("/"+path, "/")
+	if strings.ContainsAny(hosts, "@?#") || strings.ContainsAny(path, "?#") {
+		return nil, "", usageErrorf("%s: the form is etcd://host:port[,host:port...]/prefix (no user, query or fragment)", s)
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		if h == "" {
+			return nil, "", usageErrorf("%s: an empty endpoint; the form is etcd://host:port[,host:port...]/prefix", s)
+		}
+		endpoints = append(endpoints, h)
+	}
+	if prefix == "" {
+		return nil, "", usageErrorf("%s: a key prefix is needed, as in etcd://%s/ftl/prod", s, hosts)
+	}
+	return endpoints, prefix, nil
+}
+
 // openBackend opens the store at path. Read-only opens need the store to
 // exist; write opens create it.
 func (a *app) openBackend(path string, readOnly bool) (state.Backend, error) {
+	if kindOf(path) == kindEtcd {
+		endpoints, prefix, err := parseEtcd(path)
+		if err != nil {
+			return nil, err
+		}
+		b, err := etcdbackend.Open(context.Background(), etcdbackend.Config{
+			Endpoints: endpoints, Prefix: prefix, LockTimeout: a.lockTimeout, ReadOnly: readOnly,
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no such store (--state, $FTLSTATE_PATH)", path)
+		}
+		return b, err
+	}
 	if readOnly {
 		if _, err := os.Stat(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -89,6 +135,11 @@ func (a *app) backup(b state.Backend, path string) error {
 	dst := backupPath(path)
 	var err error
 	switch bb := b.(type) {
+	case *etcdbackend.Backend:
+		// etcd keeps earlier revisions until it compacts them; there is
+		// no file to copy.
+		fmt.Fprintf(a.stderr, "note: no backup of an etcd store is kept; 'ftlstate export -o FILE' makes one\n")
+		return nil
 	case *boltbackend.Backend:
 		// Compact refuses an existing destination: write the new backup
 		// beside the old one and swap them, so one always exists.

@@ -1,0 +1,151 @@
+package etcdbackend_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+// TestView_OneRevision: a View sees the store as of its start, across
+// pages, while the writer deletes and adds records.
+func TestView_OneRevision(t *testing.T) {
+	cfg := config(newPrefix(t))
+	st, err := state.Open(openTB(t, cfg))
+	require.NoError(t, err)
+	const n = 1300 // several pages
+	for i := 0; i < n; i += 50 {
+		require.NoError(t, st.Update(func(tx *state.Tx) error {
+			for j := i; j < min(i+50, n); j++ {
+				if err := tx.AddHost(&state.HostState{Name: fmt.Sprintf("h%05d", j)}); err != nil {
+					return err
+				}
+				if err := tx.AddResource(fmt.Sprintf("r%05d", j), &state.ResourceState{Type: []string{"a", "b"}[j%2]}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	meta := st.Metadata()
+
+	ro := cfg
+	ro.ReadOnly = true
+	r := openTB(t, ro)
+	require.NoError(t, r.View(func(s state.Snapshot) error {
+		// The writer changes everything meanwhile.
+		require.NoError(t, st.RemoveHost("h00000"))
+		require.NoError(t, st.RemoveHost(fmt.Sprintf("h%05d", n-1)))
+		require.NoError(t, st.AddHost(&state.HostState{Name: "h00600x"}))
+		require.NoError(t, st.AddResource("r00001", &state.ResourceState{Type: "a"}))
+
+		assert.Equal(t, meta, s.Metadata())
+		nh, nr := s.Len()
+		assert.Equal(t, n, nh)
+		assert.Equal(t, n, nr)
+		var names []string
+		require.NoError(t, s.Hosts(func(h *state.HostState) error { names = append(names, h.Name); return nil }))
+		require.Len(t, names, n)
+		for i, name := range names {
+			require.Equal(t, fmt.Sprintf("h%05d", i), name, "in order, as of the View's start")
+		}
+		var bs int
+		require.NoError(t, s.ResourcesOfType("b", func(key string, r *state.ResourceState) error {
+			assert.Equal(t, "b", r.Type, key)
+			bs++
+			return nil
+		}))
+		assert.Equal(t, n/2, bs, "r00001 is still of type b in this view")
+		_, ok, err := s.Host("h00000")
+		assert.NoError(t, err)
+		assert.True(t, ok, "removed after the View started")
+		_, ok, _ = s.Host("h00600x")
+		assert.False(t, ok, "added after the View started")
+		return nil
+	}))
+	require.NoError(t, r.View(func(s state.Snapshot) error {
+		nh, _ := s.Len()
+		assert.Equal(t, n-1, nh, "a new View sees the writes")
+		return nil
+	}))
+	var saved state.Snapshot
+	require.NoError(t, r.View(func(s state.Snapshot) error { saved = s; return nil }))
+	_, _, err = saved.Host("h00001")
+	assert.Error(t, err, "a snapshot is valid only during its View")
+}
+
+func TestView_CorruptRecordNamesTheKey(t *testing.T) {
+	cfg := config(newPrefix(t))
+	b := openTB(t, cfg)
+	now := state.Timestamp(time.Now())
+	good := &state.HostState{Name: "a", CreatedAt: now, UpdatedAt: now}
+	_, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: good}}})
+	require.NoError(t, err)
+	raw := rawClient(t)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/hosts/bad", "\xc1 not msgpack")
+	require.NoError(t, err)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/resources/bad", "\x93")
+	require.NoError(t, err)
+	// A valid record under another name.
+	resp, err := raw.Get(context.Background(), cfg.Prefix+"/hosts/a")
+	require.NoError(t, err)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/hosts/z", string(resp.Kvs[0].Value))
+	require.NoError(t, err)
+
+	require.NoError(t, b.View(func(s state.Snapshot) error {
+		_, _, err := s.Host("bad")
+		assert.ErrorIs(t, err, state.ErrCorrupt)
+		assert.ErrorContains(t, err, `"`+cfg.Prefix+`/hosts/bad"`)
+		err = s.Hosts(func(*state.HostState) error { return nil })
+		assert.ErrorIs(t, err, state.ErrCorrupt)
+		assert.ErrorContains(t, err, cfg.Prefix+"/hosts/bad")
+		_, _, err = s.Host("z")
+		assert.ErrorIs(t, err, state.ErrCorrupt)
+		assert.ErrorContains(t, err, "stored under another key")
+		_, _, err = s.Resource("bad")
+		assert.ErrorIs(t, err, state.ErrCorrupt)
+		assert.ErrorIs(t, s.ResourcesOfType("x", func(string, *state.ResourceState) error { return nil }), state.ErrCorrupt)
+		h, ok, err := s.Host("a")
+		assert.NoError(t, err)
+		assert.True(t, ok)
+		assert.Equal(t, "a", h.Name)
+		return nil
+	}))
+	_, err = state.Open(b)
+	assert.ErrorIs(t, err, state.ErrCorrupt, "a State does not open on a damaged store")
+
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/metadata", "junk")
+	require.NoError(t, err)
+	ro := cfg
+	ro.ReadOnly = true
+	_, err = openROErr(ro)
+	assert.ErrorIs(t, err, state.ErrCorrupt)
+	assert.ErrorContains(t, err, cfg.Prefix+"/metadata")
+}
+
+func TestCheck(t *testing.T) {
+	cfg := config(newPrefix(t))
+	st, err := state.Open(openTB(t, cfg))
+	require.NoError(t, err)
+	require.NoError(t, st.AddHost(&state.HostState{Name: "a"}))
+	require.NoError(t, st.AddResource("r", &state.ResourceState{Type: "t"}))
+	b := openTB(t, etcdbackendRO(cfg))
+	require.NoError(t, b.Check())
+
+	raw := rawClient(t)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/hosts/bad", "junk")
+	require.NoError(t, err)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/stray", "x")
+	require.NoError(t, err)
+	err = b.Check()
+	require.ErrorIs(t, err, state.ErrCorrupt)
+	assert.ErrorContains(t, err, cfg.Prefix+"/hosts/bad")
+	assert.ErrorContains(t, err, cfg.Prefix+"/stray")
+	assert.NotContains(t, err.Error(), cfg.Prefix+"/hosts/a\"")
+	t.Logf("check: %v", err)
+}
