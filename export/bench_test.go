@@ -1,0 +1,76 @@
+package export_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/go-ftl2/ftlstate/boltbackend"
+	"github.com/go-ftl2/ftlstate/export"
+	"github.com/go-ftl2/ftlstate/internal/bench"
+)
+
+// The benchmarks below are the export rows of "ftlstate bench", for
+// benchstat: export from a bbolt store (what "ftlstate export" does), and
+// its baseline, encoding/json marshalling the same records in memory.
+// Compare their MB/s; peak-heap-MiB is the heap growth while one export
+// runs (bench.PeakHeap), which must stay flat from 20k to 200k records.
+//
+//	go test -run '^$' -bench 'WriteBolt|MarshalIndent' -benchtime 3x ./export
+
+// BenchmarkWriteBolt exports a bbolt store of 20k and 200k records (half
+// hosts, half resources) from a read-only Backend.
+func BenchmarkWriteBolt(b *testing.B) {
+	for _, n := range []int{20_000, 200_000} {
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			p := filepath.Join(b.TempDir(), "state.db")
+			if err := bench.BuildBolt(p, n/2, n/2); err != nil {
+				b.Fatal(err)
+			}
+			be, err := boltbackend.Open(p, &boltbackend.Options{ReadOnly: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close()
+			var cw countingWriter
+			b.ReportAllocs()
+			for b.Loop() {
+				cw = 0
+				if err := export.Write(&cw, be, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(cw))
+			peak, err := bench.PeakHeap(func() error { return export.Write(&cw, be, nil) })
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		})
+	}
+}
+
+// BenchmarkMarshalIndent is export's baseline: json.MarshalIndent of the
+// same records, held in memory, as one state.json document.
+func BenchmarkMarshalIndent(b *testing.B) {
+	for _, n := range []int{20_000, 200_000} {
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			c := bench.Contents(n/2, n/2)
+			var size int
+			b.ReportAllocs()
+			for b.Loop() {
+				out, err := bench.MarshalIndent(c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(out)
+			}
+			b.SetBytes(int64(size))
+			peak, err := bench.PeakHeap(func() error { _, err := bench.MarshalIndent(c); return err })
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		})
+	}
+}
