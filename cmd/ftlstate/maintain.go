@@ -120,8 +120,12 @@ JSON stores are rewritten whole on every change and need no compaction.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			path := a.statePath
-			if kindOf(path) == kindJSON {
+			switch kindOf(path) {
+			case kindJSON:
 				fmt.Fprintf(a.stderr, "%s: a JSON store is rewritten whole on every change; nothing to compact\n", path)
+				return nil
+			case kindEtcd:
+				fmt.Fprintf(a.stderr, "%s: etcd keeps its own history; compact and defragment the cluster with etcdctl (compaction, defrag)\n", path)
 				return nil
 			}
 			if _, err := os.Stat(path); err != nil {

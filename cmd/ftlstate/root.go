@@ -118,6 +118,7 @@ cloud resources a run created, kept durably so the next run knows what exists.
 
 The store is chosen with --state (default $FTLSTATE_PATH, else ./state.db):
 a path ending in .json uses the JSON file backend (the documented state.json),
+etcd://host:port[,host:port...]/prefix a shared store on an etcd cluster,
 anything else the embedded bbolt backend.
 
 Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
@@ -135,7 +136,7 @@ Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
 		def = "state.db"
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.statePath, "state", def, "the store: a .json path (file backend) or any other path (bbolt); default $FTLSTATE_PATH, else ./state.db")
+	pf.StringVar(&a.statePath, "state", def, "the store: a .json path (file backend), etcd://host:port[,...]/prefix (etcd), or any other path (bbolt); default $FTLSTATE_PATH, else ./state.db")
 	pf.DurationVar(&a.lockTimeout, "lock-timeout", 0, "how long to wait for a store locked by another process (0: fail at once)")
 	root.AddCommand(
 		a.hostsCommand(), a.hostCommand(),
