@@ -34,7 +34,9 @@ func TestExport_GoldenThroughBolt(t *testing.T) {
 	golden := testdata("export.golden.json")
 	stores := map[string]func(dir string) (state.Backend, error){
 		"bolt": func(dir string) (state.Backend, error) { return boltbackend.Open(filepath.Join(dir, "state.db"), nil) },
-		"file": func(dir string) (state.Backend, error) { return filebackend.Open(filepath.Join(dir, "state.json"), nil) },
+		"file": func(dir string) (state.Backend, error) {
+			return filebackend.Open(filepath.Join(dir, "state.json"), nil)
+		},
 	}
 	for _, name := range []string{"bolt", "file"} {
 		t.Run(name, func(t *testing.T) {
