@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
+	"github.com/go-ftl2/ftlstate/internal/bench"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -38,7 +38,7 @@ func BenchmarkFsyncFloor(b *testing.B) {
 	if err := f.Sync(); err != nil {
 		b.Fatal(err)
 	}
-	var lat latencies
+	var lat bench.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
@@ -48,48 +48,10 @@ func BenchmarkFsyncFloor(b *testing.B) {
 		if err := f.Sync(); err != nil {
 			b.Fatal(err)
 		}
-		lat.add(start)
+		lat.Add(start)
 	}
-	lat.report(b)
+	lat.Report(b)
 }
-
-// latencies collects per-operation times for median and p99 metrics.
-type latencies []time.Duration
-
-func (l *latencies) add(start time.Time) { *l = append(*l, time.Since(start)) }
-
-func (l latencies) report(b *testing.B) {
-	if len(l) == 0 {
-		return
-	}
-	slices.Sort(l)
-	b.ReportMetric(float64(l[len(l)/2].Nanoseconds()), "median-ns")
-	b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds()), "p99-ns")
-}
-
-func benchHost(i int) *state.HostState {
-	now := state.Timestamp(time.Now())
-	return &state.HostState{
-		Name: fmt.Sprintf("web-%07d.example.com", i), Address: "192.0.2.10", Port: 22, User: "admin", Group: "webservers",
-		Vars: map[string]any{
-			"http_port": int64(8000 + i%100), "env": "production", "tls": true, "weight": 0.75,
-			"dns": []any{"192.0.2.1", "192.0.2.2"},
-		},
-		CreatedAt: now, UpdatedAt: now,
-	}
-}
-
-func benchResource(i int) *state.ResourceState {
-	now := state.Timestamp(time.Now())
-	return &state.ResourceState{
-		Type: fmt.Sprintf("type%05d", i%10000), ID: fmt.Sprint(i), Name: fmt.Sprintf("web-%07d", i),
-		Data:      map[string]any{"ipv4": []any{"192.0.2.10"}, "region": "us-east", "size": int64(2048)},
-		Tags:      map[string]string{"env": "production"},
-		CreatedAt: now, UpdatedAt: now,
-	}
-}
-
-func resourceKey(i int) string { return fmt.Sprintf("linode:%08d", i) }
 
 // templates caches populated stores by size, built once per process and
 // copied for each benchmark.
@@ -131,11 +93,11 @@ func populated(b *testing.B, dir string, hosts, resources int) string {
 			batch := &state.Batch{Time: time.Now()}
 			for i := start; i < start+chunk; i++ {
 				if i < hosts {
-					h := benchHost(i)
+					h := bench.Host(i)
 					batch.Changes = append(batch.Changes, state.Change{Kind: state.KindHost, Key: h.Name, Host: h})
 				}
 				if i < resources {
-					batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: resourceKey(i), Resource: benchResource(i)})
+					batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: bench.ResourceKey(i), Resource: bench.Resource(i)})
 				}
 			}
 			if _, err := be.Commit(batch); err != nil {
@@ -203,13 +165,13 @@ func BenchmarkAddHost(b *testing.B) {
 			st := openState(b, populated(b, b.TempDir(), n, 0))
 			hosts := make([]*state.HostState, 0, 1024)
 			i := n
-			var lat latencies
+			var lat bench.Latencies
 			b.ReportAllocs()
 			for b.Loop() {
 				if len(hosts) == 0 {
 					b.StopTimer()
 					for range cap(hosts) {
-						hosts = append(hosts, benchHost(i))
+						hosts = append(hosts, bench.Host(i))
 						i++
 					}
 					b.StartTimer()
@@ -220,9 +182,9 @@ func BenchmarkAddHost(b *testing.B) {
 				if err := st.AddHost(h); err != nil {
 					b.Fatal(err)
 				}
-				lat.add(start)
+				lat.Add(start)
 			}
-			lat.report(b)
+			lat.Report(b)
 		})
 	}
 }
@@ -246,7 +208,7 @@ func BenchmarkAddHostParallel(b *testing.B) {
 			i := next
 			next++
 			mu.Unlock()
-			if err := st.AddHost(benchHost(i)); err != nil {
+			if err := st.AddHost(bench.Host(i)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -261,16 +223,16 @@ func BenchmarkAddHostParallel(b *testing.B) {
 func BenchmarkUpdate10(b *testing.B) {
 	st := openState(b, populated(b, b.TempDir(), 1000, 1000))
 	i := 1000
-	var lat latencies
+	var lat bench.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
 		err := st.Update(func(tx *state.Tx) error {
 			for j := range 5 {
-				if err := tx.AddHost(benchHost(i + j)); err != nil {
+				if err := tx.AddHost(bench.Host(i + j)); err != nil {
 					return err
 				}
-				if err := tx.AddResource(resourceKey(i+j), benchResource(i+j)); err != nil {
+				if err := tx.AddResource(bench.ResourceKey(i+j), bench.Resource(i+j)); err != nil {
 					return err
 				}
 			}
@@ -279,10 +241,10 @@ func BenchmarkUpdate10(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		lat.add(start)
+		lat.Add(start)
 		i += 5
 	}
-	lat.report(b)
+	lat.Report(b)
 }
 
 // BenchmarkGetHost reads one host of 100k: from the State's memory (what
@@ -299,7 +261,7 @@ func BenchmarkGetHost(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	name := benchHost(54321).Name
+	name := bench.Host(54321).Name
 	b.Run("State", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -326,7 +288,8 @@ func BenchmarkGetHost(b *testing.B) {
 }
 
 // BenchmarkGetResourcesByType lists the 10 resources of one type among
-// 100k: the index makes it cost the same whatever the store's size.
+// 100k (bench.RareType): the index makes it cost the same whatever the
+// store's size.
 func BenchmarkGetResourcesByType(b *testing.B) {
 	path := populated(b, b.TempDir(), 0, 100000)
 	be, err := boltbackend.Open(path, nil)
@@ -338,11 +301,11 @@ func BenchmarkGetResourcesByType(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	typ := benchResource(4321).Type
+	typ, want := bench.RareType, bench.RareMatches(100000)
 	b.Run("State", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if n := len(st.GetResourcesByType(typ)); n != 10 {
+			if n := len(st.GetResourcesByType(typ)); n != want {
 				b.Fatalf("%d matches", n)
 			}
 		}
@@ -354,7 +317,7 @@ func BenchmarkGetResourcesByType(b *testing.B) {
 			err := be.View(func(s state.Snapshot) error {
 				return s.ResourcesOfType(typ, func(string, *state.ResourceState) error { n++; return nil })
 			})
-			if err != nil || n != 10 {
+			if err != nil || n != want {
 				b.Fatal(n, err)
 			}
 		}
@@ -424,7 +387,7 @@ func BenchmarkBoltUpdateFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	i := 1000
-	var lat latencies
+	var lat bench.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
@@ -432,8 +395,8 @@ func BenchmarkBoltUpdateFloor(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		lat.add(start)
+		lat.Add(start)
 		i++
 	}
-	lat.report(b)
+	lat.Report(b)
 }

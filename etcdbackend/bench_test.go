@@ -2,14 +2,13 @@ package etcdbackend_test
 
 import (
 	"context"
-	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-ftl2/ftlstate/etcdbackend"
+	"github.com/go-ftl2/ftlstate/internal/bench"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -21,42 +20,6 @@ import (
 // Each commit is one etcd transaction: a gRPC round trip, a raft proposal
 // and a WAL fsync (on a one-member cluster; a real cluster adds the
 // network round trip to a quorum).
-
-// latencies collects per-operation times for median and p99 metrics.
-type latencies []time.Duration
-
-func (l *latencies) add(start time.Time) { *l = append(*l, time.Since(start)) }
-
-func (l latencies) report(b *testing.B) {
-	if len(l) == 0 {
-		return
-	}
-	slices.Sort(l)
-	b.ReportMetric(float64(l[len(l)/2].Nanoseconds()), "median-ns")
-	b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds()), "p99-ns")
-}
-
-func benchHost(i int) *state.HostState {
-	now := state.Timestamp(time.Now())
-	return &state.HostState{
-		Name: fmt.Sprintf("web-%07d.example.com", i), Address: "192.0.2.10", Port: 22, User: "admin", Group: "webservers",
-		Vars: map[string]any{
-			"http_port": int64(8000 + i%100), "env": "production", "tls": true, "weight": 0.75,
-			"dns": []any{"192.0.2.1", "192.0.2.2"},
-		},
-		CreatedAt: now, UpdatedAt: now,
-	}
-}
-
-func benchResource(i int) *state.ResourceState {
-	now := state.Timestamp(time.Now())
-	return &state.ResourceState{
-		Type: fmt.Sprintf("type%05d", i%10000), ID: fmt.Sprint(i), Name: fmt.Sprintf("web-%07d", i),
-		Data:      map[string]any{"ipv4": []any{"192.0.2.10"}, "region": "us-east", "size": int64(2048)},
-		Tags:      map[string]string{"env": "production"},
-		CreatedAt: now, UpdatedAt: now,
-	}
-}
 
 // populated returns the config of a new prefix holding hosts hosts and
 // resources resources.
@@ -73,11 +36,11 @@ func populated(b *testing.B, hosts, resources int) etcdbackend.Config {
 		batch := &state.Batch{Time: time.Now()}
 		for i := start; i < start+chunk; i++ {
 			if i < hosts {
-				h := benchHost(i)
+				h := bench.Host(i)
 				batch.Changes = append(batch.Changes, state.Change{Kind: state.KindHost, Key: h.Name, Host: h})
 			}
 			if i < resources {
-				batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: fmt.Sprintf("linode:%08d", i), Resource: benchResource(i)})
+				batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: bench.ResourceKey(i), Resource: bench.Resource(i)})
 			}
 		}
 		if _, err := be.Commit(batch); err != nil {
@@ -106,18 +69,18 @@ func openState(b *testing.B, cfg etcdbackend.Config) (*state.State, *etcdbackend
 func BenchmarkAddHost(b *testing.B) {
 	st, _ := openState(b, populated(b, 1000, 0))
 	i := 1000
-	var lat latencies
+	var lat bench.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
-		h := benchHost(i)
+		h := bench.Host(i)
 		i++
 		start := time.Now()
 		if err := st.AddHost(h); err != nil {
 			b.Fatal(err)
 		}
-		lat.add(start)
+		lat.Add(start)
 	}
-	lat.report(b)
+	lat.Report(b)
 }
 
 // BenchmarkAddHostParallel: 32 goroutines adding hosts to a store of 1k;
@@ -137,7 +100,7 @@ func BenchmarkAddHostParallel(b *testing.B) {
 			i := next
 			next++
 			mu.Unlock()
-			if err := st.AddHost(benchHost(i)); err != nil {
+			if err := st.AddHost(bench.Host(i)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -152,16 +115,16 @@ func BenchmarkAddHostParallel(b *testing.B) {
 func BenchmarkUpdate10(b *testing.B) {
 	st, _ := openState(b, populated(b, 1000, 1000))
 	i := 1000
-	var lat latencies
+	var lat bench.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
 		err := st.Update(func(tx *state.Tx) error {
 			for j := range 5 {
-				if err := tx.AddHost(benchHost(i + j)); err != nil {
+				if err := tx.AddHost(bench.Host(i + j)); err != nil {
 					return err
 				}
-				if err := tx.AddResource(fmt.Sprintf("linode:%08d", i+j), benchResource(i+j)); err != nil {
+				if err := tx.AddResource(bench.ResourceKey(i+j), bench.Resource(i+j)); err != nil {
 					return err
 				}
 			}
@@ -170,10 +133,10 @@ func BenchmarkUpdate10(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		lat.add(start)
+		lat.Add(start)
 		i += 5
 	}
-	lat.report(b)
+	lat.Report(b)
 }
 
 // BenchmarkOpen: a State loading a store of 1k hosts and 1k resources
@@ -206,7 +169,7 @@ func BenchmarkGetHostSnapshot(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer be.Close()
-	name := benchHost(543).Name
+	name := bench.Host(543).Name
 	b.ReportAllocs()
 	for b.Loop() {
 		err := be.View(func(s state.Snapshot) error {

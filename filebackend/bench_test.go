@@ -10,36 +10,10 @@ import (
 	"time"
 
 	"github.com/go-ftl2/ftlstate/filebackend"
+	"github.com/go-ftl2/ftlstate/internal/bench"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
 )
-
-// benchHost and benchResource are records of a realistic size.
-func benchHost(i int, now time.Time) *state.HostState {
-	name := fmt.Sprintf("host%06d", i)
-	return &state.HostState{Name: name, Address: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Port: 22, User: "admin",
-		Group: fmt.Sprintf("group%d", i%10), Vars: map[string]any{"http_port": int64(80), "role": "web", "index": int64(i)},
-		CreatedAt: now, UpdatedAt: now}
-}
-
-func benchResource(i int, now time.Time) *state.ResourceState {
-	return &state.ResourceState{Type: "linode", ID: fmt.Sprint(i), Name: fmt.Sprintf("host%06d", i),
-		Data: map[string]any{"region": "us-east", "type": "g6-standard-2", "ipv4": []any{fmt.Sprintf("192.0.%d.%d", i>>8&255, i&255)}, "label": fmt.Sprintf("host%06d", i)},
-		Tags: map[string]string{"environment": "production", "role": "web"}, CreatedAt: now, UpdatedAt: now}
-}
-
-func benchContents(hosts, resources int) *state.Contents {
-	now := state.Timestamp(time.Now())
-	c := &state.Contents{Metadata: state.NewMetadata(now), Hosts: make(map[string]*state.HostState, hosts), Resources: make(map[string]*state.ResourceState, resources)}
-	for i := range hosts {
-		h := benchHost(i, now)
-		c.Hosts[h.Name] = h
-	}
-	for i := range resources {
-		c.Resources[fmt.Sprintf("linode:%d", i)] = benchResource(i, now)
-	}
-	return c
-}
 
 func writeStateFile(b *testing.B, p string, c *state.Contents) {
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -62,7 +36,7 @@ func BenchmarkCommit(b *testing.B) {
 		for _, writers := range []int{1, 32} {
 			b.Run(fmt.Sprintf("hosts=%d/writers=%d", hosts, writers), func(b *testing.B) {
 				p := filepath.Join(b.TempDir(), "state.json")
-				writeStateFile(b, p, benchContents(hosts, 0))
+				writeStateFile(b, p, bench.Contents(hosts, 0))
 				be, err := filebackend.Open(p, nil)
 				if err != nil {
 					b.Fatal(err)
@@ -72,7 +46,7 @@ func BenchmarkCommit(b *testing.B) {
 				commit := func() {
 					i := int(seq.Add(1))
 					now := state.Timestamp(time.Now())
-					h := benchHost(i%hosts, now)
+					h := bench.Host(i % hosts)
 					if _, err := be.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: h.Name, Host: h}}}); err != nil {
 						b.Error(err)
 					}
@@ -103,7 +77,7 @@ func BenchmarkCommit(b *testing.B) {
 // 100k hosts and 100k resources.
 func BenchmarkOpen(b *testing.B) {
 	p := filepath.Join(b.TempDir(), "state.json")
-	writeStateFile(b, p, benchContents(100_000, 100_000))
+	writeStateFile(b, p, bench.Contents(100_000, 100_000))
 	fi, err := os.Stat(p)
 	if err != nil {
 		b.Fatal(err)

@@ -35,6 +35,21 @@ func (l Latencies) Median() time.Duration { return l.Quantile(0.5) }
 // P99 returns the 99th percentile.
 func (l Latencies) P99() time.Duration { return l.Quantile(0.99) }
 
+// MetricReporter is what Report writes to: a *testing.B.
+type MetricReporter interface {
+	ReportMetric(n float64, unit string)
+}
+
+// Report adds the median and the p99 to a benchmark's results, as
+// median-ns and p99-ns (for benchstat); nothing when l is empty.
+func (l Latencies) Report(b MetricReporter) {
+	if len(l) == 0 {
+		return
+	}
+	b.ReportMetric(float64(l.Median().Nanoseconds()), "median-ns")
+	b.ReportMetric(float64(l.P99().Nanoseconds()), "p99-ns")
+}
+
 // Timed is the result of a timed loop: the time of each operation and the
 // wall time of the whole loop.
 type Timed struct {
