@@ -5,10 +5,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -257,7 +255,7 @@ func (e *encoder) tags(tags map[string]string) error {
 	keys := sortedKeys(buf[:0], tags)
 	e.mapLen(len(keys))
 	for _, k := range keys {
-		p := "tags." + pathKey(k)
+		p := "tags." + state.PathKey(k)
 		if err := e.text(k, p); err != nil {
 			return err
 		}
@@ -291,11 +289,11 @@ func (e *encoder) strMap(m map[string]any, depth int) error {
 	e.mapLen(len(keys))
 	for _, k := range keys {
 		if !utf8.ValidString(k) {
-			return &state.FieldError{Path: pathKey(k), Msg: "key is not valid UTF-8"}
+			return &state.FieldError{Path: state.PathKey(k), Msg: "key is not valid UTF-8"}
 		}
 		e.str(k)
 		if err := e.value(m[k], depth); err != nil {
-			return err.(*state.FieldError).Under(pathKey(k))
+			return err.(*state.FieldError).Under(state.PathKey(k))
 		}
 	}
 	return nil
@@ -365,15 +363,4 @@ func sortedKeys[V any](buf []string, m map[string]V) []string {
 	}
 	slices.Sort(buf)
 	return buf
-}
-
-// pathKey quotes a map key for a JSON path when it is not a plain word,
-// as the state package does.
-func pathKey(k string) string {
-	if k != "" && strings.IndexFunc(k, func(r rune) bool {
-		return !(r == '_' || r == '-' || r == ':' || unicode.IsLetter(r) || unicode.IsDigit(r))
-	}) < 0 {
-		return k
-	}
-	return strconv.Quote(k)
 }

@@ -122,7 +122,7 @@ func (d *decoder) pathString() string {
 		if s.idx >= 0 {
 			b.WriteString(strconv.Itoa(s.idx))
 		} else {
-			b.WriteString(pathKey(s.key))
+			b.WriteString(state.PathKey(s.key))
 		}
 	}
 	return b.String()

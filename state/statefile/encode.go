@@ -279,7 +279,7 @@ func (e *encoder) body(meta state.Metadata,
 	first := true
 	err = hosts(func(name string, h *state.HostState) error {
 		if h == nil {
-			return fmt.Errorf("statefile: hosts.%s: nil record", pathKey(name))
+			return fmt.Errorf("statefile: hosts.%s: nil record", state.PathKey(name))
 		}
 		if e.opts.Host != nil {
 			if h = e.opts.Host(h); h == nil {
@@ -288,7 +288,7 @@ func (e *encoder) body(meta state.Metadata,
 		}
 		v, err := e.hostValue(h)
 		if err != nil {
-			return fmt.Errorf("statefile: hosts.%s: %w", pathKey(name), err)
+			return fmt.Errorf("statefile: hosts.%s: %w", state.PathKey(name), err)
 		}
 		if err := e.member(first, name, v); err != nil {
 			return err
@@ -308,7 +308,7 @@ func (e *encoder) body(meta state.Metadata,
 	first = true
 	err = resources(func(key string, r *state.ResourceState) error {
 		if r == nil {
-			return fmt.Errorf("statefile: resources.%s: nil record", pathKey(key))
+			return fmt.Errorf("statefile: resources.%s: nil record", state.PathKey(key))
 		}
 		if e.opts.Resource != nil {
 			if r = e.opts.Resource(key, r); r == nil {
@@ -317,7 +317,7 @@ func (e *encoder) body(meta state.Metadata,
 		}
 		v, err := e.resourceValue(r)
 		if err != nil {
-			return fmt.Errorf("statefile: resources.%s: %w", pathKey(key), err)
+			return fmt.Errorf("statefile: resources.%s: %w", state.PathKey(key), err)
 		}
 		if err := e.member(first, key, v); err != nil {
 			return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-ftl2/ftlstate/state"
@@ -78,15 +77,4 @@ func (e *Error) position(data []byte) {
 	e.Line = 1 + bytes.Count(data[:off], []byte{'\n'})
 	start := bytes.LastIndexByte(data[:off], '\n') + 1
 	e.Column = 1 + utf8.RuneCount(data[start:off])
-}
-
-// pathKey quotes a key for a JSON path when it is not a plain word, the
-// way state.FieldError paths do.
-func pathKey(k string) string {
-	if k != "" && strings.IndexFunc(k, func(r rune) bool {
-		return !(r == '_' || r == '-' || r == ':' || unicode.IsLetter(r) || unicode.IsDigit(r))
-	}) < 0 {
-		return k
-	}
-	return strconv.Quote(k)
 }

@@ -34,9 +34,6 @@ func MarshalWhole(c *state.Contents) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// PathKey is the package's copy of the path quoting of state.FieldError.
-var PathKey = pathKey
-
 // stdDoc mirrors the format for DecodeStd, with the scalar fields kept as
 // JSON gives them.
 type stdDoc struct {

@@ -2,6 +2,7 @@ package statefile_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -574,14 +575,23 @@ func maps[V any](m map[string]V) map[string]V {
 }
 
 // TestPathKey: the paths of decode errors are written as the core writes
-// state.FieldError paths.
+// state.FieldError paths, for every kind of key.
 func TestPathKey(t *testing.T) {
 	for _, k := range []string{"web01", "linode:1", "a-b_c", "a b", "a.b", "", "ω", `q"`, "a/b", "x\x01"} {
 		c := &state.Contents{Hosts: map[string]*state.HostState{k: {Name: k + "-other"}}}
-		err := c.Validate()
 		var fe *state.FieldError
-		require.ErrorAs(t, err, &fe, k)
-		assert.Equal(t, "hosts."+statefile.PathKey(k)+".name", fe.Path, "key %q", k)
+		require.ErrorAs(t, c.Validate(), &fe, k)
+		assert.Equal(t, "hosts."+state.PathKey(k)+".name", fe.Path, "key %q", k)
+
+		key, err := json.Marshal(k)
+		require.NoError(t, err)
+		name, err := json.Marshal(k + "-other")
+		require.NoError(t, err)
+		doc := `{"hosts": {` + string(key) + `: {"name": ` + string(name) + `, "address": "", "port": 0, "user": "", "created_at": "2024-01-15T10:30:00Z", "updated_at": "2024-01-15T10:30:00Z"}}}`
+		_, err = statefile.Decode(strings.NewReader(doc), nil)
+		var se *statefile.Error
+		require.ErrorAs(t, err, &se, k)
+		assert.Equal(t, fe.Path, se.Path, "decode and the core name key %q alike", k)
 	}
 }
 
