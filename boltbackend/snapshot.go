@@ -128,35 +128,20 @@ func (s *snapshot) Hosts(fn func(h *state.HostState) error) error {
 		return errSnapshotDone
 	}
 	c := s.bk.hosts.Cursor()
-	var h *state.HostState
-	step := func(first bool) error {
-		return safely(s.path, "read", func() error {
-			var k, v []byte
-			if first {
-				k, v = c.First()
-			} else {
-				k, v = c.Next()
-			}
-			if k == nil {
-				h = nil
-				return nil
-			}
-			var err error
-			h, err = s.host(k, v)
-			return err
-		})
-	}
-	for err := step(true); ; err = step(false) {
-		if err != nil {
-			return err
+	return walk(s, func(first bool) (*state.HostState, bool, error) {
+		k, v := step(c, first)
+		if k == nil {
+			return nil, false, nil
 		}
-		if h == nil {
-			return nil
-		}
-		if err := fn(h); err != nil {
-			return err
-		}
-	}
+		h, err := s.host(k, v)
+		return h, true, err
+	}, fn)
+}
+
+// keyed is a resource with its key, as walks yield it.
+type keyed struct {
+	key string
+	r   *state.ResourceState
 }
 
 func (s *snapshot) Resources(fn func(key string, r *state.ResourceState) error) error {
@@ -164,37 +149,14 @@ func (s *snapshot) Resources(fn func(key string, r *state.ResourceState) error) 
 		return errSnapshotDone
 	}
 	c := s.bk.resources.Cursor()
-	var key string
-	var r *state.ResourceState
-	step := func(first bool) error {
-		return safely(s.path, "read", func() error {
-			var k, v []byte
-			if first {
-				k, v = c.First()
-			} else {
-				k, v = c.Next()
-			}
-			if k == nil {
-				r = nil
-				return nil
-			}
-			var err error
-			key = string(k)
-			r, err = s.resource(k, v)
-			return err
-		})
-	}
-	for err := step(true); ; err = step(false) {
-		if err != nil {
-			return err
+	return walk(s, func(first bool) (keyed, bool, error) {
+		k, v := step(c, first)
+		if k == nil {
+			return keyed{}, false, nil
 		}
-		if r == nil {
-			return nil
-		}
-		if err := fn(key, r); err != nil {
-			return err
-		}
-	}
+		r, err := s.resource(k, v)
+		return keyed{string(k), r}, true, err
+	}, func(kr keyed) error { return fn(kr.key, kr.r) })
 }
 
 // ResourcesOfType walks the resources_by_type index: its cost grows with
@@ -205,44 +167,58 @@ func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.Reso
 	}
 	prefix := append([]byte(typ), 0)
 	c := s.bk.byType.Cursor()
-	var key string
-	var r *state.ResourceState
-	step := func(first bool) error {
-		return safely(s.path, "read", func() error {
-			var k []byte
-			if first {
-				k, _ = c.Seek(prefix)
-			} else {
-				k, _ = c.Next()
-			}
-			if k == nil || !bytes.HasPrefix(k, prefix) {
-				r = nil
-				return nil
-			}
-			rk := k[len(prefix):]
-			v := s.bk.resources.Get(rk)
-			if v == nil {
-				return fmt.Errorf("boltbackend: %s: %s/%q: index entry of a missing resource: %w", s.path, bucketByType, k, state.ErrCorrupt)
-			}
-			var err error
-			key = string(rk)
-			if r, err = s.resource(rk, v); err != nil {
-				return err
-			}
-			if r.Type != typ {
-				return fmt.Errorf("boltbackend: %s: %s/%q: indexed as %q but of type %q: %w", s.path, bucketByType, k, typ, r.Type, state.ErrCorrupt)
-			}
-			return nil
-		})
+	return walk(s, func(first bool) (keyed, bool, error) {
+		var k []byte
+		if first {
+			k, _ = c.Seek(prefix)
+		} else {
+			k, _ = c.Next()
+		}
+		if k == nil || !bytes.HasPrefix(k, prefix) {
+			return keyed{}, false, nil
+		}
+		rk := k[len(prefix):]
+		v := s.bk.resources.Get(rk)
+		if v == nil {
+			return keyed{}, false, fmt.Errorf("boltbackend: %s: %s/%q: index entry of a missing resource: %w", s.path, bucketByType, k, state.ErrCorrupt)
+		}
+		r, err := s.resource(rk, v)
+		if err != nil {
+			return keyed{}, false, err
+		}
+		if r.Type != typ {
+			return keyed{}, false, fmt.Errorf("boltbackend: %s: %s/%q: indexed as %q but of type %q: %w", s.path, bucketByType, k, typ, r.Type, state.ErrCorrupt)
+		}
+		return keyed{string(rk), r}, true, nil
+	}, func(kr keyed) error { return fn(kr.key, kr.r) })
+}
+
+// step moves c to its first entry or its next one.
+func step(c *bolt.Cursor, first bool) (k, v []byte) {
+	if first {
+		return c.First()
 	}
-	for err := step(true); ; err = step(false) {
+	return c.Next()
+}
+
+// walk calls next (under safely, since it reads the file) for one item
+// after another until it reports none, and fn (outside safely: a panic in
+// the caller's code is not damage in the file) for each.
+func walk[T any](s *snapshot, next func(first bool) (T, bool, error), fn func(T) error) error {
+	for first := true; ; first = false {
+		var item T
+		var ok bool
+		err := safely(s.path, "read", func() (err error) {
+			item, ok, err = next(first)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		if r == nil {
+		if !ok {
 			return nil
 		}
-		if err := fn(key, r); err != nil {
+		if err := fn(item); err != nil {
 			return err
 		}
 	}
