@@ -76,13 +76,13 @@ func (s *State) Replace(c *Contents, force bool) error {
 	}
 	s.mu.RLock()
 	cur := s.meta
-	empty := cur.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0
+	err := s.checkReplaceLocked(cc.Metadata, force)
 	s.mu.RUnlock()
-
-	doc := cc.Metadata
-	if err := checkReplace(cur, empty, doc, force); err != nil {
+	if err != nil {
 		return fmt.Errorf("state: replace: %w", err)
 	}
+
+	doc := cc.Metadata
 	meta := doc
 	if meta.Lineage == "" {
 		meta.Lineage = cur.Lineage
@@ -131,9 +131,12 @@ func (e *ConflictError) Error() string { return "conflict: " + e.Reason }
 // Unwrap returns ErrConflict.
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
-// checkReplace applies Replace's safety rules.
-func checkReplace(cur Metadata, empty bool, doc Metadata, force bool) error {
-	if empty || force {
+// checkReplaceLocked applies Replace's safety rules to a document with
+// metadata doc; s.mu must be held. An empty store (serial 0, no records)
+// takes any document.
+func (s *State) checkReplaceLocked(doc Metadata, force bool) error {
+	cur := s.meta
+	if force || cur.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0 {
 		return nil
 	}
 	switch {
@@ -157,8 +160,7 @@ func (s *State) CheckReplace(c *Contents, force bool) error {
 	if s.closed {
 		return fmt.Errorf("state: %w", ErrClosed)
 	}
-	empty := s.meta.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0
-	return checkReplace(s.meta, empty, c.Metadata, force)
+	return s.checkReplaceLocked(c.Metadata, force)
 }
 
 // memSnapshot is a Snapshot over immutable records held in maps. It hands

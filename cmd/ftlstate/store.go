@@ -111,19 +111,7 @@ func (a *app) viewPath(path string, fn func(snap state.Snapshot) error) error {
 
 // update opens the store for writing and runs fn on its State.
 func (a *app) update(fn func(st *state.State) error) error {
-	b, err := a.openBackend(a.statePath, false)
-	if err != nil {
-		return err
-	}
-	st, err := state.Open(b)
-	if err != nil {
-		return err
-	}
-	err = fn(st)
-	if cerr := st.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return a.destructive(true, func(st *state.State, _ func() error) error { return fn(st) })
 }
 
 // backupPath is where destructive commands keep the store as it was.
