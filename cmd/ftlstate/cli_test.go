@@ -266,8 +266,8 @@ func TestCompletion(t *testing.T) {
 	r := ok(t, "completion", "bash")
 	assert.Contains(t, r.stdout, "__start_ftlstate")
 	r = ok(t, "--state", db, "__complete", "host", "show", "")
-	assert.Contains(t, r.stdout, "web01\ndb01\n"[0:6])
-	assert.Contains(t, r.stdout, "db01")
+	assert.Contains(t, r.stdout, "web01\n")
+	assert.Contains(t, r.stdout, "db01\n")
 }
 
 // hashDir returns the sha256 of every file under dir.

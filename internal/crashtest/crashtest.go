@@ -372,9 +372,11 @@ func (m *model) verify(t *testing.T, dir string, round int, acked [writers]int, 
 				round, w, acked[w]-1, describeDiff(want, have))
 		}
 	}
-	for k := range got.hosts {
-		if !strings.HasPrefix(k, "w") {
-			t.Errorf("round %d: unexpected host %q", round, k)
+	for _, records := range []map[string]version{got.hosts, got.resources} {
+		for k, v := range records {
+			if !strings.HasPrefix(k, fmt.Sprintf("w%d-", v.w)) {
+				t.Errorf("round %d: record %q not written where writer %d writes", round, k, v.w)
+			}
 		}
 	}
 	*m = *got
