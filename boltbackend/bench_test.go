@@ -20,7 +20,8 @@ import (
 // Benchmarks; ratios between them matter more than absolute numbers on a
 // shared machine, so run them together:
 //
-//	go test -run '^$' -bench . -benchtime 2000x ./boltbackend
+//	go test -run '^$' -bench 'Floor|AddHost|Update10|Get' -benchtime 2000x ./boltbackend
+//	go test -run '^$' -bench Open -benchtime 5x ./boltbackend
 //
 // BenchmarkFsyncFloor is the reference: one 4 KiB write and fsync in the
 // directory the stores live in.

@@ -15,7 +15,8 @@ import (
 // Benchmarks against the one-member server of TestMain (fsync on, on
 // loopback), shaped like boltbackend's so that the figures compare:
 //
-//	go test -run '^$' -bench . -benchtime 2000x ./etcdbackend ./boltbackend
+//	go test -run '^$' -bench . -benchtime 2000x ./etcdbackend
+//	go test -run '^$' -bench 'Floor|AddHost|Update10' -benchtime 2000x ./boltbackend
 //
 // Each commit is one etcd transaction: a gRPC round trip, a raft proposal
 // and a WAL fsync (on a one-member cluster; a real cluster adds the
