@@ -45,8 +45,9 @@ const LayoutVersion = 1
 // failure could be confirmed before the request timed out (the cluster lost
 // its quorum, or this controller lost its connection): the batch may or may
 // not be stored. The next Commit settles it; when it turns out stored, the
-// Backend refuses further writes and must be reopened.
-var ErrOutcomeUnknown = errors.New("commit outcome unknown")
+// Backend refuses further writes and must be reopened. It is
+// state.ErrOutcomeUnknown, the sentinel every backend uses.
+var ErrOutcomeUnknown = state.ErrOutcomeUnknown
 
 // Config configures Open. Endpoints and Prefix are required; every other
 // zero field takes the default named beside it.

@@ -21,6 +21,12 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrReadOnly means a write was attempted on a store opened read-only.
 	ErrReadOnly = errors.New("read-only")
+	// ErrOutcomeUnknown means a write was sent but neither its success nor
+	// its failure can be confirmed (an fsync failed after the new data may
+	// already be visible, a request timed out): the change may or may not
+	// be stored. The backend (and the State) refuses further writes until
+	// it is reopened, and the next open decides what is stored.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // FieldError reports a bad field, naming it by its JSON path relative to
