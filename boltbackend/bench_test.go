@@ -316,7 +316,7 @@ func BenchmarkGetResourcesByType(b *testing.B) {
 		for b.Loop() {
 			n := 0
 			err := be.View(func(s state.Snapshot) error {
-				return s.ResourcesOfType(typ, func(string, *state.ResourceState) error { n++; return nil })
+				return state.ResourcesOfType(s, typ, func(string, *state.ResourceState) error { n++; return nil })
 			})
 			if err != nil || n != want {
 				b.Fatal(n, err)

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -16,6 +15,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
+	"github.com/go-ftl2/ftlstate/internal/inflight"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/internal/record"
 	"github.com/go-ftl2/ftlstate/state"
@@ -76,11 +76,9 @@ type Backend struct {
 	info  *os.File
 	stale *state.LockInfo
 
-	mu sync.RWMutex // guards closed; held shared while an operation starts
-	// closed is set by Close.
-	closed bool
-	// ops counts operations in flight; Close waits for them.
-	ops sync.WaitGroup
+	// ops tracks the operations in flight (View, Commit, Check, Compact);
+	// Close waits for them.
+	ops inflight.Ops
 
 	// queue feeds the committer goroutine; done is closed when it exits.
 	queue chan *request
@@ -306,7 +304,7 @@ func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 // and the counters.
 func (b *Backend) verify() error {
 	return b.db.View(func(tx *bolt.Tx) error {
-		return safely(b.path, "reading the metadata", func() error {
+		return catchFaults(b.path, "reading the metadata", func() error {
 			_, err := b.openBuckets(tx)
 			return err
 		})
@@ -388,29 +386,18 @@ func (b *Backend) StaleLock() *state.LockInfo {
 	return &c
 }
 
-// begin registers an operation, failing after Close.
-func (b *Backend) begin() error {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return fmt.Errorf("boltbackend: %s: %w", b.path, state.ErrClosed)
-	}
-	b.ops.Add(1)
-	return nil
+// errClosed is the error of an operation on a closed Backend.
+func (b *Backend) errClosed() error {
+	return fmt.Errorf("boltbackend: %s: %w", b.path, state.ErrClosed)
 }
 
 // Close waits for operations in flight, stops the committer, removes the
 // lock-info record and closes the file, releasing the lock. It is safe to
 // call more than once; calls after the first return nil.
 func (b *Backend) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	if !b.ops.Close() {
 		return nil
 	}
-	b.closed = true
-	b.mu.Unlock()
-	b.ops.Wait()
 	if b.queue != nil {
 		close(b.queue)
 		<-b.done

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -13,63 +12,9 @@ import (
 	"github.com/go-ftl2/ftlstate/state"
 )
 
-// maxProblems bounds the problems Check keeps.
-const maxProblems = 1000
-
-// Problem is one finding of Check.
-type Problem struct {
-	// Bucket and Key locate the problem; both are empty for problems of
-	// the file as a whole (bbolt's own check), Key is empty for problems
-	// of a bucket.
-	Bucket string
-	Key    string
-	Msg    string
-}
-
-// String formats p as it appears in CheckError's message:
-// `hosts/"web01": message`.
-func (p Problem) String() string {
-	switch {
-	case p.Bucket == "":
-		return p.Msg
-	case p.Key == "":
-		return p.Bucket + ": " + p.Msg
-	}
-	return fmt.Sprintf("%s/%q: %s", p.Bucket, p.Key, p.Msg)
-}
-
-// CheckError is the error Check returns when it finds problems. It
-// matches state.ErrCorrupt.
-type CheckError struct {
-	Path     string
-	Problems []Problem // at most 1000
-	// More counts the problems found beyond those in Problems.
-	More int
-}
-
-func (e *CheckError) Error() string {
-	n := len(e.Problems) + e.More
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "boltbackend: %s: check found %d problem", e.Path, n)
-	if n != 1 {
-		sb.WriteString("s")
-	}
-	for i, p := range e.Problems {
-		if i == 10 {
-			fmt.Fprintf(&sb, "; and %d more", n-10)
-			break
-		}
-		sb.WriteString("; ")
-		sb.WriteString(p.String())
-	}
-	return sb.String()
-}
-
-// Unwrap returns state.ErrCorrupt.
-func (e *CheckError) Unwrap() error { return state.ErrCorrupt }
-
-// Check verifies the whole store and returns nil or a *CheckError listing
-// what is wrong, each finding naming its bucket and key:
+// Check implements state.Checker: it verifies the whole store and returns
+// nil or an error wrapping a *state.CheckError that lists what is wrong,
+// each finding naming its bucket (Problem.Section) and key:
 //
 //   - the buckets and metadata keys of the layout are there, and nothing
 //     else; the schema version is SchemaVersion;
@@ -87,26 +32,26 @@ func (e *CheckError) Unwrap() error { return state.ErrCorrupt }
 // read transaction. Other errors (a closed Backend) are returned as they
 // are.
 func (b *Backend) Check() error {
-	if err := b.begin(); err != nil {
-		return err
+	if !b.ops.Enter() {
+		return b.errClosed()
 	}
-	defer b.ops.Done()
-	c := &checker{}
+	defer b.ops.Leave()
+	c := &checker{state.CheckError{Path: b.path}}
 	run := func(tx *bolt.Tx) {
-		err := safely(b.path, "check", func() error { c.walk(tx); return nil })
+		err := catchFaults(b.path, "check", func() error { c.walk(tx); return nil })
 		if err != nil {
 			// bbolt's check would touch the same damaged pages, in a
 			// goroutine where a fault cannot be recovered.
 			var fe *faultError
 			if errors.As(err, &fe) {
-				c.add("", "", "bbolt failed on damaged data: %v", fe.v)
+				c.Addf("", "", "bbolt failed on damaged data: %v", fe.v)
 			} else {
-				c.add("", "", "%v", err)
+				c.Addf("", "", "%v", err)
 			}
 			return
 		}
 		for err := range tx.Check() {
-			c.add("", "", "bbolt: %v", err)
+			c.Addf("", "", "bbolt: %v", err)
 		}
 	}
 	if b.readOnly {
@@ -123,24 +68,14 @@ func (b *Backend) Check() error {
 			return fmt.Errorf("boltbackend: %s: check: %w", b.path, err)
 		}
 	}
-	if len(c.problems) == 0 {
-		return nil
+	if err := c.Err(); err != nil {
+		return fmt.Errorf("boltbackend: %w", err)
 	}
-	return &CheckError{Path: b.path, Problems: c.problems, More: c.more}
+	return nil
 }
 
-type checker struct {
-	problems []Problem
-	more     int
-}
-
-func (c *checker) add(bucket, key, format string, args ...any) {
-	if len(c.problems) == maxProblems {
-		c.more++
-		return
-	}
-	c.problems = append(c.problems, Problem{Bucket: bucket, Key: key, Msg: fmt.Sprintf(format, args...)})
-}
+// checker collects the findings of Check.
+type checker struct{ state.CheckError }
 
 // walk checks the layout and every record of tx.
 func (c *checker) walk(tx *bolt.Tx) {
@@ -152,9 +87,9 @@ func (c *checker) walk(tx *bolt.Tx) {
 	for k, v := root.First(); k != nil; k, v = root.Next() {
 		switch {
 		case v != nil:
-			c.add("", "", "unexpected key %q at the top level", k)
+			c.Addf("", "", "unexpected key %q at the top level", k)
 		case !known[string(k)]:
-			c.add(string(k), "", "unexpected bucket")
+			c.Addf(string(k), "", "unexpected bucket")
 		}
 	}
 	bk := &buckets{hosts: tx.Bucket(bucketHosts), resources: tx.Bucket(bucketResources), byType: tx.Bucket(bucketByType), meta: tx.Bucket(bucketMetadata)}
@@ -164,7 +99,7 @@ func (c *checker) walk(tx *bolt.Tx) {
 		b    *bolt.Bucket
 	}{{bucketHosts, bk.hosts}, {bucketResources, bk.resources}, {bucketByType, bk.byType}, {bucketMetadata, bk.meta}} {
 		if p.b == nil {
-			c.add(string(p.name), "", "bucket is missing")
+			c.Addf(string(p.name), "", "bucket is missing")
 			missing = true
 		}
 	}
@@ -177,10 +112,10 @@ func (c *checker) walk(tx *bolt.Tx) {
 	c.index(bk)
 	if countersOK {
 		if nHosts != hosts {
-			c.add(string(bucketMetadata), string(keyHosts), "counter says %d hosts, the bucket holds %d", nHosts, hosts)
+			c.Addf(string(bucketMetadata), string(keyHosts), "counter says %d hosts, the bucket holds %d", nHosts, hosts)
 		}
 		if nResources != resources {
-			c.add(string(bucketMetadata), string(keyResources), "counter says %d resources, the bucket holds %d", nResources, resources)
+			c.Addf(string(bucketMetadata), string(keyResources), "counter says %d resources, the bucket holds %d", nResources, resources)
 		}
 	}
 }
@@ -193,20 +128,20 @@ func (c *checker) metadata(md *bolt.Bucket) (nHosts, nResources uint64, ok bool)
 		key := string(k)
 		switch {
 		case v == nil:
-			c.add(bucket, key, "unexpected nested bucket")
+			c.Addf(bucket, key, "unexpected nested bucket")
 		case bytes.Equal(k, keySchema):
 			if len(v) != 8 {
-				c.add(bucket, key, "not 8 bytes")
+				c.Addf(bucket, key, "not 8 bytes")
 			} else if s := binary.BigEndian.Uint64(v); s != SchemaVersion {
-				c.add(bucket, key, "layout version %d, want %d", s, SchemaVersion)
+				c.Addf(bucket, key, "layout version %d, want %d", s, SchemaVersion)
 			}
 		case bytes.Equal(k, keyMeta):
 			if _, err := record.DecodeMetadata(v); err != nil {
-				c.add(bucket, key, "%v", err)
+				c.Addf(bucket, key, "%v", err)
 			}
 		case bytes.Equal(k, keyHosts), bytes.Equal(k, keyResources):
 			if len(v) != 8 {
-				c.add(bucket, key, "counter is not 8 bytes")
+				c.Addf(bucket, key, "counter is not 8 bytes")
 				ok = false
 			} else if bytes.Equal(k, keyHosts) {
 				nHosts = binary.BigEndian.Uint64(v)
@@ -214,12 +149,12 @@ func (c *checker) metadata(md *bolt.Bucket) (nHosts, nResources uint64, ok bool)
 				nResources = binary.BigEndian.Uint64(v)
 			}
 		default:
-			c.add(bucket, key, "unexpected key")
+			c.Addf(bucket, key, "unexpected key")
 		}
 	}
 	for _, k := range [][]byte{keySchema, keyMeta, keyHosts, keyResources} {
 		if md.Get(k) == nil {
-			c.add(bucket, string(k), "missing")
+			c.Addf(bucket, string(k), "missing")
 			if !bytes.Equal(k, keySchema) && !bytes.Equal(k, keyMeta) {
 				ok = false
 			}
@@ -234,20 +169,20 @@ func (c *checker) hosts(b *bolt.Bucket) (n uint64) {
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		key := string(k)
 		if v == nil {
-			c.add(bucket, key, "unexpected nested bucket")
+			c.Addf(bucket, key, "unexpected nested bucket")
 			continue
 		}
 		n++
 		if err := state.ValidateName(key); err != nil {
-			c.add(bucket, key, "invalid key: %v", err)
+			c.Addf(bucket, key, "invalid key: %v", err)
 		}
 		h, err := record.DecodeHost(v)
 		if err != nil {
-			c.add(bucket, key, "%v", err)
+			c.Addf(bucket, key, "%v", err)
 			continue
 		}
 		if h.Name != key {
-			c.add(bucket, key, "host named %q stored under another key", h.Name)
+			c.Addf(bucket, key, "host named %q stored under another key", h.Name)
 		}
 	}
 	return n
@@ -259,20 +194,20 @@ func (c *checker) resources(bk *buckets) (n uint64) {
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		key := string(k)
 		if v == nil {
-			c.add(bucket, key, "unexpected nested bucket")
+			c.Addf(bucket, key, "unexpected nested bucket")
 			continue
 		}
 		n++
 		if err := state.ValidateName(key); err != nil {
-			c.add(bucket, key, "invalid key: %v", err)
+			c.Addf(bucket, key, "invalid key: %v", err)
 		}
 		r, err := record.DecodeResource(v)
 		if err != nil {
-			c.add(bucket, key, "%v", err)
+			c.Addf(bucket, key, "%v", err)
 			continue
 		}
 		if bk.byType.Get(indexKey(r.Type, k)) == nil {
-			c.add(bucket, key, "missing from the resources_by_type index (type %q)", r.Type)
+			c.Addf(bucket, key, "missing from the resources_by_type index (type %q)", r.Type)
 		}
 	}
 	return n
@@ -286,22 +221,22 @@ func (c *checker) index(bk *buckets) {
 		i := bytes.IndexByte(k, 0)
 		switch {
 		case v == nil:
-			c.add(bucket, key, "unexpected nested bucket")
+			c.Addf(bucket, key, "unexpected nested bucket")
 			continue
 		case i < 0:
-			c.add(bucket, key, "malformed index key (no NUL between type and key)")
+			c.Addf(bucket, key, "malformed index key (no NUL between type and key)")
 			continue
 		case len(v) != 0:
-			c.add(bucket, key, "index entry has a value")
+			c.Addf(bucket, key, "index entry has a value")
 		}
 		typ, rk := k[:i], k[i+1:]
 		rv := bk.resources.Get(rk)
 		if rv == nil {
-			c.add(bucket, key, "index entry of a missing resource %q", rk)
+			c.Addf(bucket, key, "index entry of a missing resource %q", rk)
 			continue
 		}
 		if got, err := record.ResourceType(rv); err == nil && got != string(typ) {
-			c.add(bucket, key, "indexed under type %q, but resource %q has type %q", typ, rk, got)
+			c.Addf(bucket, key, "indexed under type %q, but resource %q has type %q", typ, rk, got)
 		}
 	}
 }

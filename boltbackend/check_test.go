@@ -77,7 +77,7 @@ func TestCheck_HealthyStore(t *testing.T) {
 		assert.Equal(t, 31, nh, "40 + imported - 10 removed")
 		assert.Equal(t, 31, nr)
 		var moved int
-		require.NoError(t, s.ResourcesOfType("moved", func(string, *state.ResourceState) error { moved++; return nil }))
+		require.NoError(t, state.ResourcesOfType(s, "moved", func(string, *state.ResourceState) error { moved++; return nil }))
 		assert.Equal(t, 10, moved)
 		return nil
 	}))
@@ -121,12 +121,12 @@ func TestCheck_FindsDamage(t *testing.T) {
 		{"index entry of a missing resource", func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte("resources_by_type")).Put([]byte("dns\x00ghost"), []byte{})
 		}, "resources_by_type", "dns\x00ghost", "missing resource", func(s state.Snapshot) error {
-			return s.ResourcesOfType("dns", func(string, *state.ResourceState) error { return nil })
+			return state.ResourcesOfType(s, "dns", func(string, *state.ResourceState) error { return nil })
 		}},
 		{"index entry under the wrong type", func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte("resources_by_type")).Put([]byte("linode\x00r35"), []byte{})
 		}, "resources_by_type", "linode\x00r35", `indexed under type "linode"`, func(s state.Snapshot) error {
-			return s.ResourcesOfType("linode", func(string, *state.ResourceState) error { return nil })
+			return state.ResourcesOfType(s, "linode", func(string, *state.ResourceState) error { return nil })
 		}},
 		{"malformed index key", func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte("resources_by_type")).Put([]byte("nonul"), []byte{})
@@ -155,12 +155,12 @@ func TestCheck_FindsDamage(t *testing.T) {
 			boltEdit(t, path, tc.damage)
 			b := openTB(t, path, nil)
 			err := b.Check()
-			var ce *boltbackend.CheckError
+			var ce *state.CheckError
 			require.ErrorAs(t, err, &ce)
 			assert.ErrorIs(t, err, state.ErrCorrupt)
 			found := false
 			for _, p := range ce.Problems {
-				if p.Bucket == tc.bucket && p.Key == tc.key {
+				if p.Section == tc.bucket && p.Key == tc.key {
 					found = true
 					assert.Contains(t, p.Msg, tc.msg)
 				}
@@ -198,9 +198,9 @@ func TestCheck_WriteRepairsDamagedResource(t *testing.T) {
 	require.NoError(t, b.Check())
 	require.NoError(t, b.View(func(s state.Snapshot) error {
 		var keys []string
-		require.NoError(t, s.ResourcesOfType("fixed", func(k string, _ *state.ResourceState) error { keys = append(keys, k); return nil }))
+		require.NoError(t, state.ResourcesOfType(s, "fixed", func(k string, _ *state.ResourceState) error { keys = append(keys, k); return nil }))
 		assert.Equal(t, []string{"r35"}, keys)
-		return s.ResourcesOfType("dns", func(k string, _ *state.ResourceState) error {
+		return state.ResourcesOfType(s, "dns", func(k string, _ *state.ResourceState) error {
 			assert.NotEqual(t, "r35", k)
 			assert.NotEqual(t, "r36", k)
 			return nil

@@ -54,10 +54,10 @@ func indexKey(typ string, key []byte) []byte {
 // (its final sync failed after the new meta page was written) every later
 // Commit fails: reopen the store.
 func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
-	if err := b.begin(); err != nil {
-		return state.Metadata{}, err
+	if !b.ops.Enter() {
+		return state.Metadata{}, b.errClosed()
 	}
-	defer b.ops.Done()
+	defer b.ops.Leave()
 	if b.readOnly {
 		return state.Metadata{}, fmt.Errorf("boltbackend: %s: commit: %w", b.path, state.ErrReadOnly)
 	}
@@ -74,73 +74,58 @@ func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
 	return r.meta, nil
 }
 
-// prepare validates and encodes batch, every key and record in one
-// buffer.
+// prepare validates (state.Batch.Validate) and encodes batch, every key
+// and record in one buffer, and checks what only bbolt limits: the size of
+// a record.
 func prepare(batch *state.Batch) (*request, error) {
-	if batch == nil {
-		return nil, fmt.Errorf("boltbackend: nil batch: %w", state.ErrInvalid)
+	if err := batch.Validate(); err != nil {
+		return nil, fmt.Errorf("boltbackend: %w", err)
 	}
-	// The metadata the batch leads to must be storable (times in range,
-	// UTF-8 strings).
-	m := state.NextMetadata(state.Metadata{Version: state.FormatVersion, Lineage: "x", CreatedAt: state.Timestamp(batch.Time)}, batch)
-	if err := record.CheckMetadata(&m); err != nil {
-		return nil, fmt.Errorf("boltbackend: batch metadata: %w", err)
-	}
-	type span struct{ k, v, i, end int }
-	spans := make([]span, len(batch.Changes))
+	// Where each change's key, record and index key lie in buf: buf[key:
+	// value] is the key, buf[value:index] the record (empty for a delete),
+	// buf[index:end] the by-type index key (resource puts only).
+	type offsets struct{ key, value, index, end int }
+	at := make([]offsets, len(batch.Changes))
 	// One buffer for every key and record; most records are small.
 	buf := make([]byte, 0, min(512*len(batch.Changes), 1<<20))
 	for n, c := range batch.Changes {
-		s := &spans[n]
-		s.k = len(buf)
+		o := &at[n]
+		o.key = len(buf)
 		buf = append(buf, c.Key...)
-		s.v, s.i = len(buf), len(buf)
+		o.value, o.index = len(buf), len(buf)
 		var err error
 		switch {
-		case c.Kind != state.KindHost && c.Kind != state.KindResource:
-			err = &state.FieldError{Path: "kind", Msg: fmt.Sprintf("unknown %v", c.Kind)}
 		case c.Delete():
-			if len(c.Key) == 0 || len(c.Key) > bolt.MaxKeySize {
-				err = &state.FieldError{Path: "key", Msg: fmt.Sprintf("length %d outside 1..%d", len(c.Key), bolt.MaxKeySize)}
-			}
+		case c.Kind == state.KindHost:
+			buf, err = record.AppendHost(buf, c.Host)
+			o.index = len(buf)
 		default:
-			if verr := state.ValidateName(c.Key); verr != nil {
-				err = verr.(*state.FieldError).Under("key")
-			} else if c.Kind == state.KindHost {
-				if c.Host.Name != c.Key {
-					err = &state.FieldError{Path: "name", Msg: "does not match its key"}
-				} else {
-					buf, err = record.AppendHost(buf, c.Host)
-					s.i = len(buf)
-				}
-			} else {
-				buf, err = record.AppendResource(buf, c.Resource)
-				s.i = len(buf)
-				if err == nil {
-					buf = append(buf, c.Resource.Type...)
-					buf = append(buf, 0)
-					buf = append(buf, c.Key...)
-				}
+			buf, err = record.AppendResource(buf, c.Resource)
+			o.index = len(buf)
+			if err == nil {
+				buf = append(buf, c.Resource.Type...)
+				buf = append(buf, 0)
+				buf = append(buf, c.Key...)
 			}
-			if err == nil && s.i-s.v > bolt.MaxValueSize {
-				err = &state.FieldError{Msg: fmt.Sprintf("record of %d bytes exceeds bbolt's limit", s.i-s.v)}
-			}
+		}
+		if err == nil && o.index-o.value > bolt.MaxValueSize {
+			err = &state.FieldError{Msg: fmt.Sprintf("record of %d bytes exceeds bbolt's limit", o.index-o.value)}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("boltbackend: %v %q: %w", c.Kind, c.Key, err)
 		}
-		s.end = len(buf)
+		o.end = len(buf)
 	}
-	r := &request{batch: batch, changes: make([]prepared, len(spans))}
-	for n, s := range spans {
+	r := &request{batch: batch, changes: make([]prepared, len(at))}
+	for n, o := range at {
 		p := &r.changes[n]
 		p.kind = batch.Changes[n].Kind
-		p.key = buf[s.k:s.v:s.v]
+		p.key = buf[o.key:o.value:o.value]
 		if !batch.Changes[n].Delete() {
-			p.value = buf[s.v:s.i:s.i]
+			p.value = buf[o.value:o.index:o.index]
 		}
-		if s.end > s.i {
-			p.index = buf[s.i:s.end:s.end]
+		if o.end > o.index {
+			p.index = buf[o.index:o.end:o.end]
 		}
 	}
 	return r, nil
@@ -154,7 +139,7 @@ func prepare(batch *state.Batch) (*request, error) {
 func (b *Backend) run() {
 	defer close(b.done)
 	// A damaged page may point outside the mapped file; fault as a panic
-	// (recovered by safely) rather than kill the process.
+	// (recovered by catchFaults) rather than kill the process.
 	debug.SetPanicOnFault(true)
 	var group []*request
 	for r := range b.queue {
@@ -215,7 +200,7 @@ func (b *Backend) commitGroup(group []*request) {
 // metadata.
 func (b *Backend) txn(group []*request) error {
 	var txid int
-	err := safely(b.path, "commit", func() error {
+	err := catchFaults(b.path, "commit", func() error {
 		return b.db.Update(func(tx *bolt.Tx) error {
 			txid = tx.ID()
 			return b.apply(tx, group)
@@ -252,7 +237,7 @@ func (b *Backend) txn(group []*request) error {
 // least txid (or cannot be read).
 func (b *Backend) committedSince(txid int) bool {
 	cur := txid
-	err := safely(b.path, "read", func() error {
+	err := catchFaults(b.path, "read", func() error {
 		return b.db.View(func(tx *bolt.Tx) error { cur = tx.ID(); return nil })
 	})
 	return err != nil || cur >= txid

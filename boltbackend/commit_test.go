@@ -310,7 +310,7 @@ func TestView_ConsistentDuringWrites(t *testing.T) {
 			require.NoError(t, s.Resources(func(k string, r *state.ResourceState) error { res[k] = r.Data["i"].(int64); return nil }))
 			typed := 0
 			for _, typ := range []string{"t0", "t1"} {
-				require.NoError(t, s.ResourcesOfType(typ, func(string, *state.ResourceState) error { typed++; return nil }))
+				require.NoError(t, state.ResourcesOfType(s, typ, func(string, *state.ResourceState) error { typed++; return nil }))
 			}
 			assert.Equal(t, nh, len(hosts), "Len matches the hosts")
 			assert.Equal(t, nr, len(res), "Len matches the resources")

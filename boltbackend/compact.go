@@ -29,10 +29,10 @@ const compactTxSize = 64 << 20
 // fs.ErrExist); to compact a store in place, compact it to a new name,
 // close it, and rename the copy over it.
 func (b *Backend) Compact(dst string) error {
-	if err := b.begin(); err != nil {
-		return err
+	if !b.ops.Enter() {
+		return b.errClosed()
 	}
-	defer b.ops.Done()
+	defer b.ops.Leave()
 	if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
 		if err == nil {
 			err = &fs.PathError{Op: "compact", Path: dst, Err: fs.ErrExist}
@@ -72,7 +72,7 @@ func (b *Backend) compactTo(path string) error {
 	if err != nil {
 		return err
 	}
-	err = safely(b.path, "compact", func() error {
+	err = catchFaults(b.path, "compact", func() error {
 		return b.db.View(func(src *bolt.Tx) error { return copyTx(db, src) })
 	})
 	if cerr := db.Close(); err == nil {

@@ -310,7 +310,7 @@ func TestOpen_DamagedPageIsAnError(t *testing.T) {
 
 			b = openTB(t, path, nil)
 			err = b.Check()
-			var ce *boltbackend.CheckError
+			var ce *state.CheckError
 			require.ErrorAs(t, err, &ce)
 			assert.ErrorIs(t, err, state.ErrCorrupt)
 			assert.Contains(t, err.Error(), "bbolt failed on damaged data")

@@ -56,7 +56,7 @@ func Example() {
 			return err
 		}
 		fmt.Printf("%s %s:%d http_port=%v (%T)\n", h.Name, h.Address, h.Port, h.Vars["http_port"], h.Vars["http_port"])
-		return s.ResourcesOfType("linode", func(key string, r *state.ResourceState) error {
+		return state.ResourcesOfType(s, "linode", func(key string, r *state.ResourceState) error {
 			fmt.Println(key, r.ID)
 			return nil
 		})

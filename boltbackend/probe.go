@@ -177,12 +177,12 @@ func checkFile(f *os.File, path string) error {
 	return nil
 }
 
-// safely runs fn, which reads or writes bbolt data and calls no caller
+// catchFaults runs fn, which reads or writes bbolt data and calls no caller
 // code, turning a panic, or a memory fault while touching the mapped file,
 // into a *faultError (matching state.ErrCorrupt): a damaged page that
 // points outside the file then fails the operation instead of killing the
 // process. (bbolt reports damage it detects by panicking.)
-func safely(path, doing string, fn func() error) (err error) {
+func catchFaults(path, doing string, fn func() error) (err error) {
 	old := debug.SetPanicOnFault(true)
 	defer func() {
 		debug.SetPanicOnFault(old)

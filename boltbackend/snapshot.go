@@ -18,13 +18,13 @@ import (
 // bucket and key. Long Views hold pages that writers cannot reuse, so
 // the file may grow while they run.
 func (b *Backend) View(fn func(state.Snapshot) error) error {
-	if err := b.begin(); err != nil {
-		return err
+	if !b.ops.Enter() {
+		return b.errClosed()
 	}
-	defer b.ops.Done()
+	defer b.ops.Leave()
 	return b.db.View(func(tx *bolt.Tx) error {
 		s := &snapshot{path: b.path}
-		err := safely(b.path, "read", func() error {
+		err := catchFaults(b.path, "read", func() error {
 			var err error
 			s.bk, err = b.openBuckets(tx)
 			return err
@@ -95,7 +95,7 @@ func (s *snapshot) Host(name string) (h *state.HostState, ok bool, err error) {
 	if s.bk == nil {
 		return nil, false, errSnapshotDone
 	}
-	err = safely(s.path, "read", func() error {
+	err = catchFaults(s.path, "read", func() error {
 		k := []byte(name)
 		v := s.bk.hosts.Get(k)
 		if v == nil {
@@ -111,7 +111,7 @@ func (s *snapshot) Resource(key string) (r *state.ResourceState, ok bool, err er
 	if s.bk == nil {
 		return nil, false, errSnapshotDone
 	}
-	err = safely(s.path, "read", func() error {
+	err = catchFaults(s.path, "read", func() error {
 		k := []byte(key)
 		v := s.bk.resources.Get(k)
 		if v == nil {
@@ -138,8 +138,8 @@ func (s *snapshot) Hosts(fn func(h *state.HostState) error) error {
 	}, fn)
 }
 
-// keyed is a resource with its key, as walks yield it.
-type keyed struct {
+// keyedResource is a resource with its key, as walks yield it.
+type keyedResource struct {
 	key string
 	r   *state.ResourceState
 }
@@ -149,14 +149,14 @@ func (s *snapshot) Resources(fn func(key string, r *state.ResourceState) error) 
 		return errSnapshotDone
 	}
 	c := s.bk.resources.Cursor()
-	return walk(s, func(first bool) (keyed, bool, error) {
+	return walk(s, func(first bool) (keyedResource, bool, error) {
 		k, v := step(c, first)
 		if k == nil {
-			return keyed{}, false, nil
+			return keyedResource{}, false, nil
 		}
 		r, err := s.resource(k, v)
-		return keyed{string(k), r}, true, err
-	}, func(kr keyed) error { return fn(kr.key, kr.r) })
+		return keyedResource{string(k), r}, true, err
+	}, func(kr keyedResource) error { return fn(kr.key, kr.r) })
 }
 
 // ResourcesOfType walks the resources_by_type index: its cost grows with
@@ -167,7 +167,7 @@ func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.Reso
 	}
 	prefix := append([]byte(typ), 0)
 	c := s.bk.byType.Cursor()
-	return walk(s, func(first bool) (keyed, bool, error) {
+	return walk(s, func(first bool) (keyedResource, bool, error) {
 		var k []byte
 		if first {
 			k, _ = c.Seek(prefix)
@@ -175,22 +175,22 @@ func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.Reso
 			k, _ = c.Next()
 		}
 		if k == nil || !bytes.HasPrefix(k, prefix) {
-			return keyed{}, false, nil
+			return keyedResource{}, false, nil
 		}
 		rk := k[len(prefix):]
 		v := s.bk.resources.Get(rk)
 		if v == nil {
-			return keyed{}, false, fmt.Errorf("boltbackend: %s: %s/%q: index entry of a missing resource: %w", s.path, bucketByType, k, state.ErrCorrupt)
+			return keyedResource{}, false, fmt.Errorf("boltbackend: %s: %s/%q: index entry of a missing resource: %w", s.path, bucketByType, k, state.ErrCorrupt)
 		}
 		r, err := s.resource(rk, v)
 		if err != nil {
-			return keyed{}, false, err
+			return keyedResource{}, false, err
 		}
 		if r.Type != typ {
-			return keyed{}, false, fmt.Errorf("boltbackend: %s: %s/%q: indexed as %q but of type %q: %w", s.path, bucketByType, k, typ, r.Type, state.ErrCorrupt)
+			return keyedResource{}, false, fmt.Errorf("boltbackend: %s: %s/%q: indexed as %q but of type %q: %w", s.path, bucketByType, k, typ, r.Type, state.ErrCorrupt)
 		}
-		return keyed{string(rk), r}, true, nil
-	}, func(kr keyed) error { return fn(kr.key, kr.r) })
+		return keyedResource{string(rk), r}, true, nil
+	}, func(kr keyedResource) error { return fn(kr.key, kr.r) })
 }
 
 // step moves c to its first entry or its next one.
@@ -201,14 +201,14 @@ func step(c *bolt.Cursor, first bool) (k, v []byte) {
 	return c.Next()
 }
 
-// walk calls next (under safely, since it reads the file) for one item
-// after another until it reports none, and fn (outside safely: a panic in
+// walk calls next (under catchFaults, since it reads the file) for one item
+// after another until it reports none, and fn (outside catchFaults: a panic in
 // the caller's code is not damage in the file) for each.
 func walk[T any](s *snapshot, next func(first bool) (T, bool, error), fn func(T) error) error {
 	for first := true; ; first = false {
 		var item T
 		var ok bool
-		err := safely(s.path, "read", func() (err error) {
+		err := catchFaults(s.path, "read", func() (err error) {
 			item, ok, err = next(first)
 			return err
 		})

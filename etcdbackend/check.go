@@ -1,52 +1,53 @@
 package etcdbackend
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/go-ftl2/ftlstate/internal/record"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
-// maxProblems bounds the problems Check reports.
-const maxProblems = 100
-
-// Check reads the whole store at one revision and reports every record
-// that cannot be decoded, or is stored under another name, and every key
+// Check implements state.Checker: it reads the whole store at one
+// revision and reports every record that cannot be decoded, has a key no
+// record may have, or is a host stored under another name, and every key
 // under the prefix that is not part of the layout (another store nested
 // under this one's record prefixes, keys written by hand): nil when there
-// are none, else one error (errors.Join of at most 100 problems, each
-// naming its key) matching state.ErrCorrupt. Errors reaching etcd are
-// returned as they are. `ftlstate check` calls it.
+// are none, else an error wrapping a *state.CheckError (matching
+// state.ErrCorrupt) whose problems name the section ("hosts",
+// "resources") and the record's key, or, for a key outside the layout,
+// the whole etcd key. A store whose metadata cannot be read fails the View
+// (an error matching state.ErrCorrupt naming the key). Errors reaching
+// etcd are returned as they are. `ftlstate check` calls it.
 func (b *Backend) Check() error {
-	var problems []error
-	more := 0
-	report := func(err error) {
-		if len(problems) < maxProblems {
-			problems = append(problems, err)
-		} else {
-			more++
-		}
-	}
+	ce := &state.CheckError{Path: b.prefix}
 	err := b.View(func(snap state.Snapshot) error {
 		s := snap.(*snapshot)
 		return s.scan(b.prefix+"/", func(kv *mvccpb.KeyValue) error {
 			key := string(kv.Key)
-			var err error
 			switch {
 			case strings.HasPrefix(key, b.keys.hosts):
-				_, err = s.host(kv)
+				name := key[len(b.keys.hosts):]
+				checkKey(ce, "hosts", name)
+				h, err := record.DecodeHost(kv.Value)
+				switch {
+				case err != nil:
+					ce.Addf("hosts", name, "%v", err)
+				case h.Name != name:
+					ce.Addf("hosts", name, "host named %q stored under another key", h.Name)
+				}
 			case strings.HasPrefix(key, b.keys.resources):
-				_, err = s.resource(kv)
+				rkey := key[len(b.keys.resources):]
+				checkKey(ce, "resources", rkey)
+				if _, err := record.DecodeResource(kv.Value); err != nil {
+					ce.Addf("resources", rkey, "%v", err)
+				}
 			case key == b.keys.meta, key == b.keys.layout, key == b.keys.lock:
 				// Read by View and Open.
 			default:
-				err = s.corrupt(kv.Key, fmt.Errorf("not a key of this store's layout: %w", state.ErrCorrupt))
-			}
-			if err != nil {
-				report(err)
+				ce.Addf("", key, "not a key of this store's layout")
 			}
 			return nil
 		})
@@ -54,8 +55,15 @@ func (b *Backend) Check() error {
 	if err != nil {
 		return err
 	}
-	if more > 0 {
-		problems = append(problems, b.errorf("and %d more problems: %w", more, state.ErrCorrupt))
+	if err := ce.Err(); err != nil {
+		return fmt.Errorf("etcdbackend: %w", err)
 	}
-	return errors.Join(problems...)
+	return nil
+}
+
+// checkKey reports a record key that no record may have.
+func checkKey(ce *state.CheckError, section, key string) {
+	if err := state.ValidateName(key); err != nil {
+		ce.Addf(section, key, "invalid key: %v", err)
+	}
 }

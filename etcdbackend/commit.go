@@ -50,8 +50,8 @@ func (o *op) etcd() clientv3.Op {
 	return clientv3.OpPut(o.key, string(o.value))
 }
 
-// limit is the most bytes of records one transaction may carry.
-func (b *Backend) limit() int { return b.cfg.MaxRequestBytes - txnOverhead - 2*len(b.prefix) }
+// maxRecordBytes is the most bytes of records one transaction may carry.
+func (b *Backend) maxRecordBytes() int { return b.cfg.MaxRequestBytes - txnOverhead - 2*len(b.prefix) }
 
 // Commit implements state.Backend. The batch is validated and encoded
 // first (an invalid record, or one too large for an etcd request, fails
@@ -67,14 +67,15 @@ func (b *Backend) limit() int { return b.cfg.MaxRequestBytes - txnOverhead - 2*l
 // commit fails with an error matching state.ErrLocked, writes nothing,
 // and so does every later Commit. When etcd does not answer (a leader
 // election, a lost quorum) the committer settles whether the transaction
-// was stored and sends it again while time remains; Commit ends within
-// twice Config.RequestTimeout, with an error matching ErrOutcomeUnknown
-// when the outcome could not be settled.
+// was stored and sends it again while time remains: at most twice
+// Config.RequestTimeout per transaction (see the package documentation for
+// why a Commit may take longer), ending with an error matching
+// ErrOutcomeUnknown when the outcome could not be settled.
 func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
-	if err := b.begin(); err != nil {
-		return state.Metadata{}, err
+	if !b.ops.Enter() {
+		return state.Metadata{}, b.errClosed()
 	}
-	defer b.ops.Done()
+	defer b.ops.Leave()
 	if b.cfg.ReadOnly {
 		return state.Metadata{}, b.errorf("commit: %w", state.ErrReadOnly)
 	}
@@ -94,42 +95,24 @@ func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
 	return r.meta, nil
 }
 
-// prepare validates and encodes batch.
+// prepare validates (state.Batch.Validate) and encodes batch, and checks
+// what only etcd limits: the size of a record and of a transaction.
 func (b *Backend) prepare(batch *state.Batch) (*request, error) {
-	if batch == nil {
-		return nil, b.errorf("nil batch: %w", state.ErrInvalid)
-	}
-	// The metadata the batch leads to must be storable (times in range,
-	// UTF-8 strings).
-	m := state.NextMetadata(state.Metadata{Version: state.FormatVersion, Lineage: "x", CreatedAt: state.Timestamp(batch.Time)}, batch)
-	if err := record.CheckMetadata(&m); err != nil {
-		return nil, b.errorf("batch metadata: %w", err)
+	if err := batch.Validate(); err != nil {
+		return nil, b.errorf("%w", err)
 	}
 	r := &request{batch: batch, ops: make([]op, len(batch.Changes))}
-	limit := b.limit()
+	limit := b.maxRecordBytes()
 	for i, c := range batch.Changes {
 		o := &r.ops[i]
 		o.kind = c.Kind
 		var err error
 		switch {
-		case c.Kind != state.KindHost && c.Kind != state.KindResource:
-			err = &state.FieldError{Path: "kind", Msg: fmt.Sprintf("unknown %v", c.Kind)}
 		case c.Delete():
-			if c.Key == "" {
-				err = &state.FieldError{Path: "key", Msg: "empty"}
-			}
+		case c.Kind == state.KindHost:
+			o.value, err = record.EncodeHost(c.Host)
 		default:
-			if verr := state.ValidateName(c.Key); verr != nil {
-				err = verr.(*state.FieldError).Under("key")
-			} else if c.Kind == state.KindHost {
-				if c.Host.Name != c.Key {
-					err = &state.FieldError{Path: "name", Msg: "does not match its key"}
-				} else {
-					o.value, err = record.EncodeHost(c.Host)
-				}
-			} else {
-				o.value, err = record.EncodeResource(c.Resource)
-			}
+			o.value, err = record.EncodeResource(c.Resource)
 		}
 		if err != nil {
 			return nil, b.errorf("%v %q: %w", c.Kind, c.Key, err)
@@ -155,9 +138,9 @@ func (b *Backend) fits(n, size int) error {
 		return b.errorf("a batch of %d changes needs %d operations in one etcd transaction, more than the %d etcd allows (its --max-txn-ops; Config.MaxTxnOps): %w",
 			n, n+1, b.cfg.MaxTxnOps, state.ErrInvalid)
 	}
-	if size > b.limit() {
+	if size > b.maxRecordBytes() {
 		return b.errorf("a batch of %d changes takes %s, more than one etcd transaction may carry (%s of records, from etcd's --max-request-bytes of %s; Config.MaxRequestBytes): %w",
-			n, human(size), human(b.limit()), human(b.cfg.MaxRequestBytes), state.ErrInvalid)
+			n, human(size), human(b.maxRecordBytes()), human(b.cfg.MaxRequestBytes), state.ErrInvalid)
 	}
 	return nil
 }
@@ -207,7 +190,7 @@ func (b *Backend) run() {
 					if !ok {
 						break collect
 					}
-					if next.batch.Replace != nil || n+len(next.ops)+1 > b.cfg.MaxTxnOps || size+next.size > b.limit() || overlaps(seen, next) {
+					if next.batch.Replace != nil || n+len(next.ops)+1 > b.cfg.MaxTxnOps || size+next.size > b.maxRecordBytes() || overlaps(seen, next) {
 						carry = next
 						break collect
 					}
@@ -243,7 +226,7 @@ func overlaps(seen map[string]struct{}, r *request) bool {
 // transaction for a reason one of its batches may cause, each batch in
 // its own.
 func (b *Backend) commitGroup(group []*request) {
-	alone, err := b.txn(group)
+	retrySeparately, err := b.txn(group)
 	if err == nil {
 		return
 	}
@@ -251,7 +234,7 @@ func (b *Backend) commitGroup(group []*request) {
 		r.meta = state.Metadata{}
 		r.err = err
 	}
-	if !alone || len(group) == 1 {
+	if !retrySeparately || len(group) == 1 {
 		return
 	}
 	// Nothing of the group is stored: retry each batch alone, so that a
@@ -265,9 +248,9 @@ func (b *Backend) commitGroup(group []*request) {
 }
 
 // txn commits group in one etcd transaction, setting each request's
-// metadata. alone reports a failure that retrying each batch on its own
-// may avoid (nothing was stored).
-func (b *Backend) txn(group []*request) (alone bool, err error) {
+// metadata. retrySeparately reports a failure that retrying each batch on
+// its own may avoid (nothing was stored).
+func (b *Backend) txn(group []*request) (retrySeparately bool, err error) {
 	if p := b.broken.Load(); p != nil {
 		return false, *p
 	}
@@ -327,7 +310,7 @@ func (b *Backend) txn(group []*request) (alone bool, err error) {
 			b.metaRev = resp.Header.Revision
 			break
 		}
-		if definite(err) {
+		if refusedUnapplied(err) {
 			return true, b.errorf("commit refused by etcd, nothing written: %w", explain(err))
 		}
 		applied, serr := b.settle(err, mb, start, deadline)

@@ -147,8 +147,8 @@ func TestCommit_GroupCommit(t *testing.T) {
 		return nil
 	}))
 
-	// A batch with a key twice is refused by etcd (duplicate key): only it
-	// fails, whatever it was grouped with.
+	// A batch with a key twice is refused (state.Batch.Validate) before it
+	// can join a group: only it fails.
 	var good, bad sync.WaitGroup
 	for i := range 20 {
 		good.Go(func() {
@@ -160,7 +160,8 @@ func TestCommit_GroupCommit(t *testing.T) {
 			h := &state.HostState{Name: fmt.Sprintf("dup%02d", i), CreatedAt: now, UpdatedAt: now}
 			c := state.Change{Kind: state.KindHost, Key: h.Name, Host: h}
 			_, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{c, c}})
-			assert.ErrorContains(t, err, "duplicate key")
+			assert.ErrorIs(t, err, state.ErrInvalid)
+			assert.ErrorContains(t, err, "changed twice in one batch")
 		})
 	}
 	good.Wait()

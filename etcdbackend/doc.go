@@ -65,9 +65,12 @@
 // comparisons, which either succeeds, proving the lost transaction was
 // not applied and never will be (it is sent again while time remains,
 // which rides out a leader election), or fails because the transaction
-// was applied, which then counts as a success. A Commit ends within twice
-// Config.RequestTimeout either way. When the cluster answers nothing at
-// all in that time, the error matches ErrOutcomeUnknown: the batch may
+// was applied, which then counts as a success. The committer spends at
+// most twice Config.RequestTimeout on one transaction either way; a Commit
+// can take longer, since it also waits for the transactions queued before
+// its own, a group that fails is retried batch by batch (each with its own
+// bound), and a Replace first lists the store's keys. When the cluster
+// answers nothing at all in that time, the error matches ErrOutcomeUnknown: the batch may
 // still be applied once the cluster recovers. The next Commit settles it:
 // when it was not applied, writing goes on; when it was, that Commit
 // fails with an error matching ErrOutcomeUnknown and every later one

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 
+	"github.com/go-ftl2/ftlstate/internal/inflight"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/internal/record"
 	"github.com/go-ftl2/ftlstate/state"
@@ -67,10 +67,13 @@ type Config struct {
 	DialTimeout time.Duration
 
 	// RequestTimeout bounds each request to etcd (default
-	// DefaultRequestTimeout). A Commit ends within twice RequestTimeout:
-	// its attempts (each waiting at most half a RequestTimeout), then
-	// settling whether an unanswered attempt was stored; when that stays
-	// unknown, it fails with ErrOutcomeUnknown.
+	// DefaultRequestTimeout). The committer spends at most twice
+	// RequestTimeout on one transaction: its attempts (each waiting at most
+	// half a RequestTimeout), then settling whether an unanswered attempt
+	// was stored; when that stays unknown, the Commit fails with
+	// ErrOutcomeUnknown. A Commit also waits for the transactions queued
+	// before its own, so it may take longer (see the package
+	// documentation).
 	RequestTimeout time.Duration
 
 	// LockTimeout is how long Open waits for another controller to
@@ -121,11 +124,9 @@ type Backend struct {
 	session *concurrency.Session
 	lockRev int64
 
-	mu sync.RWMutex // guards closed; held shared while an operation starts
-	// closed is set by Close.
-	closed bool
-	// ops counts operations in flight; Close waits for them.
-	ops sync.WaitGroup
+	// ops tracks the operations in flight (View, Commit); Close waits for
+	// them.
+	ops inflight.Ops
 
 	// queue feeds the committer goroutine; done is closed when it exits.
 	queue chan *request
@@ -461,30 +462,17 @@ func (b *Backend) lostLock(holder *mvccpb.KeyValue) error {
 	return fmt.Errorf("etcdbackend: %s: this controller lost the lock (its lease expired or was revoked); nothing was written, and writes stay refused until the store is reopened: %w", b.prefix, e)
 }
 
-// begin registers an operation, failing after Close.
-func (b *Backend) begin() error {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return b.errorf("%w", state.ErrClosed)
-	}
-	b.ops.Add(1)
-	return nil
-}
+// errClosed is the error of an operation on a closed Backend.
+func (b *Backend) errClosed() error { return b.errorf("%w", state.ErrClosed) }
 
 // Close waits for operations in flight, stops the committer, releases the
 // lock (revoking its lease deletes the lock key) and closes the
 // connection. It is safe to call more than once; calls after the first
 // return nil.
 func (b *Backend) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	if !b.ops.Close() {
 		return nil
 	}
-	b.closed = true
-	b.mu.Unlock()
-	b.ops.Wait()
 	if b.queue != nil {
 		close(b.queue)
 		<-b.done
@@ -514,10 +502,10 @@ func (b *Backend) release() error {
 	return errors.Join(errs...)
 }
 
-// definite reports whether err, returned by a write request, says that
-// the request was refused and never applied (as opposed to a timeout or
-// a lost connection, after which it may have been applied).
-func definite(err error) bool {
+// refusedUnapplied reports whether err, returned by a write request, says
+// that the request was refused and never applied (as opposed to a timeout
+// or a lost connection, after which it may have been applied).
+func refusedUnapplied(err error) bool {
 	var ee rpctypes.EtcdError
 	if !errors.As(err, &ee) {
 		return false

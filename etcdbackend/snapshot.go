@@ -28,10 +28,10 @@ const pageSize = 512
 // etcd keeps old revisions until it compacts them: a View that outlives
 // the cluster's compaction retention fails with an error saying so.
 func (b *Backend) View(fn func(state.Snapshot) error) error {
-	if err := b.begin(); err != nil {
-		return err
+	if !b.ops.Enter() {
+		return b.errClosed()
 	}
-	defer b.ops.Done()
+	defer b.ops.Leave()
 	ctx, cancel := b.request(context.Background())
 	resp, err := b.client.Txn(ctx).Then(
 		clientv3.OpGet(b.keys.meta),

@@ -21,6 +21,3 @@ func SetFaults(b *Backend, writer func(io.Writer) io.Writer, step func(string) e
 	defer b.mu.Unlock()
 	b.hooks = hooks{writer: writer, step: step}
 }
-
-// IsTemp reports whether name is a temp file of the store file base.
-var IsTemp = isTemp

@@ -10,10 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -103,10 +102,6 @@ type pending struct {
 	err   error
 	done  chan struct{}
 }
-
-// tempPrefix is how the names of a store's temp files begin; the rest is
-// digits (os.CreateTemp).
-func tempPrefix(base string) string { return base + ".tmp-" }
 
 // Open opens the store in the state file at path, taking its lock (see
 // Options), and reads the file. A missing file is an empty store, created
@@ -354,7 +349,7 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 	var applied []*pending
 	for _, p := range group {
 		batch := p.batch
-		if err := checkBatch(batch); err != nil {
+		if err := batch.Validate(); err != nil {
 			p.err = fmt.Errorf("filebackend: %s: %w", b.path, err)
 			close(p.done)
 			continue
@@ -404,125 +399,20 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 	}
 }
 
-// checkBatch refuses a batch the backend cannot store, before it can fail
-// the batches written with it.
-func checkBatch(batch *state.Batch) error {
-	if batch == nil {
-		return fmt.Errorf("nil batch: %w", state.ErrInvalid)
-	}
-	times := func(what string, ts ...time.Time) error {
-		for _, t := range ts {
-			if y := t.UTC().Year(); y < 0 || y > 9999 {
-				return fmt.Errorf("%s: time %v outside years 0..9999: %w", what, t, state.ErrInvalid)
-			}
-		}
-		return nil
-	}
-	if m := batch.Replace; m != nil {
-		if err := times("metadata", m.CreatedAt, m.UpdatedAt); err != nil {
-			return err
-		}
-	}
-	if err := times("batch", batch.Time); err != nil {
-		return err
-	}
-	for _, ch := range batch.Changes {
-		switch {
-		case ch.Kind == state.KindHost && ch.Host != nil:
-			if ch.Host.Name != ch.Key {
-				return fmt.Errorf("host %q stored under key %q: %w", ch.Host.Name, ch.Key, state.ErrInvalid)
-			}
-			if err := times("hosts."+ch.Key, ch.Host.CreatedAt, ch.Host.UpdatedAt); err != nil {
-				return err
-			}
-		case ch.Kind == state.KindResource && ch.Resource != nil:
-			if err := times("resources."+ch.Key, ch.Resource.CreatedAt, ch.Resource.UpdatedAt); err != nil {
-				return err
-			}
-		case ch.Kind != state.KindHost && ch.Kind != state.KindResource:
-			return fmt.Errorf("change of %v: %w", ch.Kind, state.ErrInvalid)
-		}
-	}
-	return nil
-}
-
-// rewrite replaces the state file with c: a new temp file in the same
-// directory, written, synced and closed, renamed over the file, and the
-// directory synced. On failure before the rename the temp file is removed
-// and the file is as it was.
-func (b *Backend) rewrite(c *state.Contents, h hooks) (err error) {
+// rewrite replaces the state file with c (atomicfile.Write: a temp file
+// in the same directory, written, synced and closed, renamed over the
+// file, and the directory synced). On failure before the rename the temp
+// file is removed and the file is as it was. New files are private
+// (hosts' vars hold credentials); an existing file keeps its mode and,
+// where permitted, its owner.
+func (b *Backend) rewrite(c *state.Contents, h hooks) error {
 	b.rewrites.Add(1)
-	step := func(name string) error {
-		if h.step != nil {
-			return h.step(name)
+	return atomicfile.Write(b.path, &atomicfile.Options{KeepOwner: true, Step: h.step}, func(w io.Writer) error {
+		if h.writer != nil {
+			w = h.writer(w)
 		}
-		return nil
-	}
-	// New files are private (hosts' vars hold credentials); an existing
-	// file keeps its mode and, where permitted, its owner.
-	perm := os.FileMode(0o600)
-	var uid, gid = -1, -1
-	if fi, err := os.Stat(b.path); err == nil {
-		perm = fi.Mode().Perm()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := step("create"); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(b.dir, tempPrefix(b.base)+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if perm != 0o600 {
-		if err := f.Chmod(perm); err != nil {
-			return err
-		}
-	}
-	if uid >= 0 && (uid != os.Getuid() || gid != os.Getgid()) {
-		f.Chown(uid, gid) // best effort: only root may give a file away
-	}
-	var w io.Writer = f
-	if h.writer != nil {
-		w = h.writer(f)
-	}
-	if err := statefile.EncodeContents(w, c, &statefile.EncodeOptions{Cache: &b.cache}); err != nil {
-		return err // names the temp file
-	}
-	if err := step("sync"); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := step("close"); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := step("rename"); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, b.path); err != nil {
-		return err
-	}
-	renamed = true
-	if err := step("syncdir"); err != nil {
-		return err
-	}
-	return atomicfile.SyncDir(b.dir)
+		return statefile.EncodeContents(w, c, &statefile.EncodeOptions{Cache: &b.cache}) // errors name the temp file
+	})
 }
 
 // removeLeftovers removes the temp files of rewrites that a killed
@@ -534,29 +424,19 @@ func (b *Backend) removeLeftovers() {
 		return
 	}
 	for _, e := range entries {
-		if isTemp(b.base, e.Name()) && e.Type().IsRegular() {
+		if atomicfile.IsTemp(b.path, e.Name()) && e.Type().IsRegular() {
 			os.Remove(filepath.Join(b.dir, e.Name()))
 		}
 	}
 }
 
-// isTemp reports whether name is a temp file of the store named base.
-func isTemp(base, name string) bool {
-	rest, ok := strings.CutPrefix(name, tempPrefix(base))
-	if !ok || rest == "" {
-		return false
-	}
-	for _, r := range rest {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// Check reads the state file again and reports an error when it cannot be
-// read as a state or does not hold what the Backend holds (records,
-// serial, and lineage when the file has one). Crash tests call it.
+// Check implements state.Checker: it reads the state file again and
+// reports whether it can be read as a state (the decoder's rules: JSON
+// syntax, the schema, every record valid) and holds what the Backend
+// holds (every record, the serial, and the lineage when the file has one).
+// Problems are listed in an error wrapping a *state.CheckError (matching
+// state.ErrCorrupt), one per record that differs. Crash tests and
+// `ftlstate check` call it.
 func (b *Backend) Check() error {
 	if b.isClosed() {
 		return b.errClosed()
@@ -564,30 +444,61 @@ func (b *Backend) Check() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	mem := b.cur.Load()
+	ce := &state.CheckError{Path: b.path}
 	f, err := os.Open(b.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		if len(mem.Hosts)+len(mem.Resources) > 0 || mem.Metadata.Serial > 0 {
-			return fmt.Errorf("filebackend: check: %s is missing but the store holds data", b.path)
+			ce.Addf("", "", "the file is missing but the store holds data (serial %d)", mem.Metadata.Serial)
 		}
-		return nil
-	}
-	if err != nil {
+		return b.checkResult(ce)
+	case err != nil:
 		return fmt.Errorf("filebackend: check: %w", err)
 	}
 	defer f.Close()
 	disk, err := statefile.Decode(f, &statefile.DecodeOptions{MaxSize: b.maxSize})
 	if err != nil {
-		return fmt.Errorf("filebackend: check: %s: %w", b.path, err)
+		ce.Addf("", "", "%v", err)
+		return b.checkResult(ce)
 	}
-	switch {
-	case !reflect.DeepEqual(disk.Hosts, mem.Hosts):
-		return fmt.Errorf("filebackend: check: %s: hosts differ from memory", b.path)
-	case !reflect.DeepEqual(disk.Resources, mem.Resources):
-		return fmt.Errorf("filebackend: check: %s: resources differ from memory", b.path)
-	case disk.Metadata.Serial != mem.Metadata.Serial:
-		return fmt.Errorf("filebackend: check: %s: serial %d, memory %d", b.path, disk.Metadata.Serial, mem.Metadata.Serial)
-	case disk.Metadata.Lineage != "" && disk.Metadata.Lineage != mem.Metadata.Lineage:
-		return fmt.Errorf("filebackend: check: %s: lineage %s, memory %s", b.path, disk.Metadata.Lineage, mem.Metadata.Lineage)
+	compareRecords(ce, "hosts", disk.Hosts, mem.Hosts)
+	compareRecords(ce, "resources", disk.Resources, mem.Resources)
+	if disk.Metadata.Serial != mem.Metadata.Serial {
+		ce.Addf("metadata", "serial", "%d in the file, %d in memory", disk.Metadata.Serial, mem.Metadata.Serial)
+	}
+	if disk.Metadata.Lineage != "" && disk.Metadata.Lineage != mem.Metadata.Lineage {
+		ce.Addf("metadata", "lineage", "%s in the file, %s in memory", disk.Metadata.Lineage, mem.Metadata.Lineage)
+	}
+	return b.checkResult(ce)
+}
+
+func (b *Backend) checkResult(ce *state.CheckError) error {
+	if err := ce.Err(); err != nil {
+		return fmt.Errorf("filebackend: %w", err)
 	}
 	return nil
+}
+
+// compareRecords reports every record of section that the file and the
+// memory do not hold alike, in key order.
+func compareRecords[T any](ce *state.CheckError, section string, disk, mem map[string]T) {
+	keys := slices.Sorted(maps.Keys(disk))
+	for k := range mem {
+		if _, ok := disk[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		d, inDisk := disk[k]
+		m, inMem := mem[k]
+		switch {
+		case !inDisk:
+			ce.Addf(section, k, "in memory, missing from the file")
+		case !inMem:
+			ce.Addf(section, k, "in the file, not in memory")
+		case !reflect.DeepEqual(d, m):
+			ce.Addf(section, k, "the file's record differs from memory")
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-ftl2/ftlstate/filebackend"
+	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
@@ -310,10 +311,10 @@ func TestLeftoverTempFiles_IgnoredThenRemoved(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(s), 0o600))
 	}
 	for name := range leftovers {
-		assert.True(t, filebackend.IsTemp("state.json", name), name)
+		assert.True(t, atomicfile.IsTemp("state.json", name), name)
 	}
 	for name := range others {
-		assert.False(t, filebackend.IsTemp("state.json", name), name)
+		assert.False(t, atomicfile.IsTemp("state.json", name), name)
 	}
 
 	b = open(t, p, nil)
@@ -596,8 +597,17 @@ func TestCheck_FindsAFileChangedBehindTheBacksOfTheStore(t *testing.T) {
 	b := open(t, p, nil)
 	addHost(t, b, "web01", nil)
 	require.NoError(t, b.Check())
-	require.NoError(t, os.WriteFile(p, []byte(`{"metadata": {"serial": 1}, "hosts": {}}`), 0o600))
-	assert.ErrorContains(t, b.Check(), "hosts differ")
+	require.NoError(t, os.WriteFile(p, []byte(`{"metadata": {"serial": 3}, "hosts": {"web02": {"name": "web02"}}}`), 0o600))
+	err := b.Check()
+	var ce *state.CheckError
+	require.ErrorAs(t, err, &ce)
+	assert.ErrorIs(t, err, state.ErrCorrupt)
+	assert.Equal(t, []state.Problem{
+		{Section: "hosts", Key: "web01", Msg: "in memory, missing from the file"},
+		{Section: "hosts", Key: "web02", Msg: "in the file, not in memory"},
+		{Section: "metadata", Key: "serial", Msg: "3 in the file, 1 in memory"},
+	}, ce.Problems, "every difference is listed")
+	assert.ErrorContains(t, err, p+": check found 3 problems")
 	require.NoError(t, os.WriteFile(p, []byte(`{`), 0o600))
 	assert.ErrorIs(t, b.Check(), state.ErrCorrupt)
 	require.NoError(t, os.Remove(p))

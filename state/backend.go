@@ -9,7 +9,15 @@ import (
 // Backend stores a state durably. The State type keeps the working copy in
 // memory and calls a Backend to read the store once, when it is opened, and
 // to write each change. Implementations: boltbackend (the embedded default),
-// filebackend (the documented state.json), statetest.Memory (for tests).
+// filebackend (the documented state.json), etcdbackend (a store shared by
+// many controllers), statetest.Memory (for tests). The package
+// documentation gives the contract as a whole; statetest.TestBackend
+// checks it.
+//
+// A Backend may also offer optional capabilities, each an interface of
+// this package with a helper that falls back when it is missing (as
+// fs.Stat does for fs.StatFS): Checker (Check), LockReporter (StaleLock),
+// and, on its Snapshots, TypeIndex (ResourcesOfType).
 //
 // # Records and ownership
 //
@@ -60,11 +68,19 @@ type Backend interface {
 	Close() error
 }
 
-// Snapshot is a consistent read-only view of a store. Records passed to
-// callbacks or returned belong to the caller. Iteration is in byte order of
-// the host name or resource key. Callback errors stop an iteration and are
-// returned unchanged. Errors from the store itself (a record that cannot
-// be decoded) match ErrCorrupt.
+// Snapshot is a consistent read-only view of a store: the store after
+// some committed batch and before the next, whatever is committed while it
+// is in use. Records passed to callbacks or returned belong to the caller
+// (deep copies: changing them changes nothing stored). Iteration is in
+// byte order of the host name or resource key (not in the order of
+// strings.ToLower, nor of Unicode collation). Callback errors stop an
+// iteration and are returned unchanged. Errors from the store itself (a
+// record that cannot be decoded) match ErrCorrupt. A Snapshot may be used
+// from several goroutines while its View runs, and not after.
+//
+// A Snapshot with an index of resources by type implements TypeIndex;
+// callers use the ResourcesOfType function, which falls back to
+// filtering Resources.
 type Snapshot interface {
 	// Metadata returns the store's metadata.
 	Metadata() Metadata
@@ -79,10 +95,6 @@ type Snapshot interface {
 	Hosts(fn func(h *HostState) error) error
 	// Resources calls fn for every resource, in key order.
 	Resources(fn func(key string, r *ResourceState) error) error
-	// ResourcesOfType calls fn for every resource whose Type is typ, in key
-	// order. Backends with an index make its cost proportional to the
-	// number of matches.
-	ResourcesOfType(typ string, fn func(key string, r *ResourceState) error) error
 }
 
 // Viewer is anything that offers a consistent Snapshot: every Backend, and
@@ -141,6 +153,118 @@ type Batch struct {
 	// Replace, when not nil, empties the store before Changes are applied
 	// and becomes its Metadata (import). Its Serial is used as given.
 	Replace *Metadata
+}
+
+// Validate checks b against the rules of a Batch that every backend relies
+// on, so that a backend can refuse a batch it could not store before it
+// joins other batches in one physical write (and fails them too). Every
+// backend calls it first in Commit. The rules:
+//
+//   - b is not nil; b.Time, and with Replace the metadata's times, lie in
+//     years 0 to 9999, and the metadata's Version and Lineage are valid
+//     UTF-8;
+//   - every change has a known Kind and a Key that passes ValidateName
+//     (deletes included: no record can have another key);
+//   - a put sets the record of its Kind and not the other: Host for
+//     KindHost, Resource for KindResource; a host is stored under its own
+//     name (Host.Name == Key);
+//   - a put's timestamps lie in years 0 to 9999;
+//   - no record (kind and key) appears twice.
+//
+// Validate does not validate the records' contents again: the caller
+// built them with Normalize (see Validation in the package
+// documentation). The error matches ErrInvalid and names the change, such
+// as `host "web01": name: does not match its key`.
+func (b *Batch) Validate() error {
+	if b == nil {
+		return fmt.Errorf("nil batch: %w", ErrInvalid)
+	}
+	if err := checkYear("time", b.Time); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	if m := b.Replace; m != nil {
+		if err := m.validate(); err != nil {
+			return fmt.Errorf("batch: replace: %w", err.Under("metadata"))
+		}
+	}
+	var seen map[recordID]struct{}
+	if len(b.Changes) > 1 {
+		seen = make(map[recordID]struct{}, len(b.Changes))
+	}
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		if err := c.validate(); err != nil {
+			if c.Kind == KindHost || c.Kind == KindResource {
+				return fmt.Errorf("%v %q: %w", c.Kind, c.Key, err)
+			}
+			return fmt.Errorf("change %d: %w", i, err)
+		}
+		if seen != nil {
+			id := recordID{c.Kind, c.Key}
+			if _, dup := seen[id]; dup {
+				return fmt.Errorf("%v %q: %w", c.Kind, c.Key, &FieldError{Msg: "changed twice in one batch"})
+			}
+			seen[id] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// validate checks one change of a batch (see Batch.Validate).
+func (c *Change) validate() *FieldError {
+	switch c.Kind {
+	case KindHost:
+		if c.Resource != nil {
+			return &FieldError{Path: "resource", Msg: "set on a host change"}
+		}
+	case KindResource:
+		if c.Host != nil {
+			return &FieldError{Path: "host", Msg: "set on a resource change"}
+		}
+	default:
+		return &FieldError{Path: "kind", Msg: fmt.Sprintf("unknown %v", c.Kind)}
+	}
+	if err := ValidateName(c.Key); err != nil {
+		return err.(*FieldError).Under("key")
+	}
+	switch {
+	case c.Host != nil:
+		if c.Host.Name != c.Key {
+			return &FieldError{Path: "name", Msg: fmt.Sprintf("%q does not match its key", c.Host.Name)}
+		}
+		return checkTimes(c.Host.CreatedAt, c.Host.UpdatedAt)
+	case c.Resource != nil:
+		return checkTimes(c.Resource.CreatedAt, c.Resource.UpdatedAt)
+	}
+	return nil
+}
+
+// validate checks that m can be stored: times in years 0..9999 and UTF-8
+// text.
+func (m *Metadata) validate() *FieldError {
+	for _, f := range [...]struct{ path, s string }{{"version", m.Version}, {"lineage", m.Lineage}} {
+		if err := validText(f.path, f.s); err != nil {
+			return err.(*FieldError)
+		}
+	}
+	return checkTimes(m.CreatedAt, m.UpdatedAt)
+}
+
+// checkTimes checks a record's two times (see checkYear).
+func checkTimes(created, updated time.Time) *FieldError {
+	if err := checkYear("created_at", created); err != nil {
+		return err
+	}
+	return checkYear("updated_at", updated)
+}
+
+// checkYear checks that t, in UTC, lies in years 0..9999: what RFC 3339
+// (state.json) and the record codec can hold.
+func checkYear(path string, t time.Time) *FieldError {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return &FieldError{Path: path, Msg: fmt.Sprintf("year %d outside 0..9999", y)}
+	}
+	return nil
 }
 
 // NewLineage returns a new random lineage id (a UUID, version 4).

@@ -3,7 +3,7 @@
 // kept so that the next run knows what already exists.
 //
 // A State is the working copy, in memory, of a store held by a Backend
-// (boltbackend, filebackend, or statetest.Memory in tests):
+// (boltbackend, filebackend, etcdbackend, or statetest.Memory in tests):
 //
 //	b, err := boltbackend.Open("state.db", nil)
 //	...

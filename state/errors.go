@@ -37,7 +37,12 @@ type FieldError struct {
 	Msg  string // what is wrong with it
 }
 
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+func (e *FieldError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
 
 // Unwrap returns ErrInvalid.
 func (e *FieldError) Unwrap() error { return ErrInvalid }
@@ -108,5 +113,3 @@ func (e *LockError) Error() string {
 
 // Unwrap returns ErrLocked.
 func (e *LockError) Unwrap() error { return ErrLocked }
-
-func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

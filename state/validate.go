@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -136,13 +137,8 @@ func (r *ResourceState) Normalize() (*ResourceState, error) {
 // write them (years 0 to 9999).
 func timestamps(created, updated time.Time) (time.Time, time.Time, error) {
 	created, updated = Timestamp(created), Timestamp(updated)
-	for _, f := range [...]struct {
-		path string
-		t    time.Time
-	}{{"created_at", created}, {"updated_at", updated}} {
-		if y := f.t.Year(); y < 0 || y > 9999 {
-			return created, updated, &FieldError{Path: f.path, Msg: fmt.Sprintf("year %d outside 0..9999", y)}
-		}
+	if err := checkTimes(created, updated); err != nil {
+		return created, updated, err
 	}
 	return created, updated, nil
 }
@@ -502,9 +498,9 @@ func (n *normalizer) viaJSON(v any, depth int) (any, error) {
 		var ute *json.UnsupportedTypeError
 		var uve *json.UnsupportedValueError
 		switch {
-		case asErr(err, &ute):
+		case errors.As(err, &ute):
 			msg = ute.Type.String() + " value is not representable in JSON"
-		case asErr(err, &uve):
+		case errors.As(err, &uve):
 			msg = "value not representable in JSON: " + uve.Str
 		}
 		return nil, &FieldError{Path: n.pathString(), Msg: msg}

@@ -301,7 +301,7 @@ func (a *app) demoReport(o demoOptions) (string, error) {
 
 	jsonPath := filepath.Join(o.dir, demoExport)
 	bar := a.progress(int64(hosts+resources), "export")
-	err = atomicfile.Write(jsonPath, 0o600, func(w io.Writer) error {
+	err = atomicfile.Write(jsonPath, nil, func(w io.Writer) error {
 		return export.Write(w, b, &export.Options{Progress: func(int) { bar.Add(1) }})
 	})
 	bar.Finish()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -11,13 +12,6 @@ import (
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/state"
 )
-
-// checker is a backend with an integrity check.
-type checker interface{ Check() error }
-
-// staleReporter is a backend that can tell who held its lock last without
-// releasing it (a crash).
-type staleReporter interface{ StaleLock() *state.LockInfo }
 
 // checkReport is what check prints with -o json.
 type checkReport struct {
@@ -51,19 +45,17 @@ Exit status 0 when the store is sound, 1 with the findings when not.`,
 			}
 			defer b.Close()
 			rep := checkReport{Store: a.statePath, Problems: []string{}}
-			if c, ok := b.(checker); ok {
-				if err := c.Check(); err != nil {
-					var ce *boltbackend.CheckError
-					if errors.As(err, &ce) {
-						for _, p := range ce.Problems {
-							rep.Problems = append(rep.Problems, p.String())
-						}
-						if ce.More > 0 {
-							rep.Problems = append(rep.Problems, fmt.Sprintf("and %d more", ce.More))
-						}
-					} else {
-						rep.Problems = append(rep.Problems, oneLine(err.Error()))
+			if err := state.Check(b); err != nil {
+				var ce *state.CheckError
+				if errors.As(err, &ce) {
+					for _, p := range ce.Problems {
+						rep.Problems = append(rep.Problems, oneLine(p.String()))
 					}
+					if ce.More > 0 {
+						rep.Problems = append(rep.Problems, fmt.Sprintf("and %d more", ce.More))
+					}
+				} else {
+					rep.Problems = append(rep.Problems, oneLine(err.Error()))
 				}
 			}
 			err = b.View(func(s state.Snapshot) error {
@@ -75,9 +67,7 @@ Exit status 0 when the store is sound, 1 with the findings when not.`,
 			if err != nil {
 				rep.Problems = append(rep.Problems, oneLine(err.Error()))
 			}
-			if s, ok := b.(staleReporter); ok {
-				rep.StaleLock = s.StaleLock()
-			}
+			rep.StaleLock = state.StaleLock(b)
 			rep.OK = len(rep.Problems) == 0
 			if out == formatJSON {
 				if err := writeJSON(a.stdout, rep); err != nil {
@@ -163,7 +153,7 @@ JSON stores are rewritten whole on every change and need no compaction.`,
 			if err := os.Rename(tmp, path); err != nil {
 				return fmt.Errorf("%s: compact: %w", path, err)
 			}
-			if err := atomicfile.SyncDir(dirOf(path)); err != nil {
+			if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 				return err
 			}
 			after, err := os.Stat(path)

@@ -31,7 +31,7 @@ func (a *app) resourcesCommand() *cobra.Command {
 			}
 			err := a.view(func(snap state.Snapshot) error {
 				if cmd.Flags().Changed("type") {
-					return snap.ResourcesOfType(typ, collect)
+					return state.ResourcesOfType(snap, typ, collect)
 				}
 				return snap.Resources(collect)
 			})

@@ -135,7 +135,7 @@ func (a *app) backup(b state.Backend, path string) error {
 		os.Remove(tmp)
 		if err = bb.Compact(tmp); err == nil {
 			if err = os.Rename(tmp, dst); err == nil {
-				err = atomicfile.SyncDir(dirOf(dst))
+				err = atomicfile.SyncDir(filepath.Dir(dst))
 			}
 		}
 		os.Remove(tmp)
@@ -176,5 +176,3 @@ func (a *app) destructive(noBackup bool, fn func(st *state.State, keepBackup fun
 	}
 	return err
 }
-
-func dirOf(path string) string { return filepath.Dir(path) }

@@ -51,7 +51,7 @@ mode 0600 (an existing file keeps its mode).`,
 			}
 			bar := a.progress(int64(total), "export")
 			opts.Progress = func(int) { bar.Add(1) }
-			err = atomicfile.Write(file, 0o600, func(w io.Writer) error { return export.Write(w, b, opts) })
+			err = atomicfile.Write(file, nil, func(w io.Writer) error { return export.Write(w, b, opts) })
 			bar.Finish()
 			if err != nil {
 				return fmt.Errorf("export to %s: %w", file, err)

@@ -12,17 +12,75 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
-// TempPattern is the os.CreateTemp pattern of temp files: base + ".tmp-*".
-// Temp files left by a killed process match it (see Leftovers).
+// TempPattern is the os.CreateTemp pattern of temp files: base +
+// ".tmp-*", the star being digits. Temp files left by a killed process
+// match it (see IsTemp).
 func TempPattern(path string) string { return filepath.Base(path) + ".tmp-*" }
 
-// Write replaces path with what write produces. The new file gets perm
-// when path does not exist yet, else path's current mode.
-func Write(path string, perm fs.FileMode, write func(w io.Writer) error) (err error) {
+// IsTemp reports whether name, a file name in path's directory, is a temp
+// file of a Write to path.
+func IsTemp(path, name string) bool {
+	rest, ok := strings.CutPrefix(name, filepath.Base(path)+".tmp-")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, r := range rest {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Options tune Write. A nil *Options means the zero value.
+type Options struct {
+	// Perm is the mode path gets when it does not exist yet; an existing
+	// file's mode is kept. Zero means 0o600: what this module writes may
+	// hold credentials.
+	Perm fs.FileMode
+	// KeepOwner gives the new file the owner and group of the file it
+	// replaces, where the process may (only root can give a file away;
+	// others keep their own, silently).
+	KeepOwner bool
+	// Step, when not nil, is called before each step of the write with
+	// its name: "create", "sync", "close", "rename", "syncdir". An error
+	// it returns fails the write at that step. Tests inject faults with
+	// it.
+	Step func(step string) error
+}
+
+// Write replaces path with what write produces (see the package
+// documentation). write's errors, and the steps', are returned unchanged;
+// until the rename, a failure leaves path as it was and no temp file.
+func Write(path string, opts *Options, write func(w io.Writer) error) (err error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	step := func(name string) error {
+		if o.Step != nil {
+			return o.Step(name)
+		}
+		return nil
+	}
+	perm := o.Perm
+	if perm == 0 {
+		perm = 0o600
+	}
+	uid, gid := -1, -1
 	if fi, err := os.Stat(path); err == nil {
 		perm = fi.Mode().Perm()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && o.KeepOwner {
+			uid, gid = int(st.Uid), int(st.Gid)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := step("create"); err != nil {
+		return err
 	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, TempPattern(path))
@@ -30,36 +88,45 @@ func Write(path string, perm fs.FileMode, write func(w io.Writer) error) (err er
 		return err
 	}
 	tmp := f.Name()
+	renamed := false
 	defer func() {
-		if err != nil {
+		if !renamed {
 			f.Close()
 			os.Remove(tmp)
 		}
 	}()
-	if err = f.Chmod(perm); err != nil {
+	if err := f.Chmod(perm); err != nil {
 		return err
 	}
-	if err = write(f); err != nil {
+	if uid >= 0 && (uid != os.Getuid() || gid != os.Getgid()) {
+		f.Chown(uid, gid) // best effort: only root may give a file away
+	}
+	if err := write(f); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
+	if err := step("sync"); err != nil {
 		return err
 	}
-	if err = f.Close(); err != nil {
+	if err := f.Sync(); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if err := step("close"); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := step("rename"); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	renamed = true
+	if err := step("syncdir"); err != nil {
 		return err
 	}
 	return SyncDir(dir)
-}
-
-// WriteFile replaces path with data (see Write).
-func WriteFile(path string, data []byte, perm fs.FileMode) error {
-	return Write(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }
 
 // Copy replaces dst with a copy of src (see Write); dst keeps src's mode
@@ -74,7 +141,7 @@ func Copy(dst, src string) error {
 	if err != nil {
 		return err
 	}
-	return Write(dst, fi.Mode().Perm(), func(w io.Writer) error {
+	return Write(dst, &Options{Perm: fi.Mode().Perm()}, func(w io.Writer) error {
 		_, err := io.Copy(w, in)
 		return err
 	})
@@ -108,19 +175,4 @@ func SyncFile(path string) error {
 		err = cerr
 	}
 	return err
-}
-
-// Leftovers lists temp files of path left in its directory by a process
-// that died while writing.
-func Leftovers(path string) ([]string, error) {
-	matches, err := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(filepath.Base(path))+".tmp-*"))
-	if err != nil {
-		return nil, err
-	}
-	return matches, nil
-}
-
-func globEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
-	return r.Replace(s)
 }

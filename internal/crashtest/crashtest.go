@@ -29,12 +29,6 @@ var (
 // store with it, and so does the parent to check each round.
 type Opener func(dir string) (state.Backend, error)
 
-// Checker is implemented by backends with an integrity check (bbolt's
-// consistency check, index checks). Run calls it after every round.
-type Checker interface {
-	Check() error
-}
-
 const (
 	envDir   = "FTLSTATE_CRASHTEST_DIR"
 	envRound = "FTLSTATE_CRASHTEST_ROUND"
@@ -328,10 +322,8 @@ func (m *model) verify(t *testing.T, dir string, round int, acked [writers]int, 
 	if err != nil {
 		t.Fatalf("round %d: reopen after kill: %v", round, err)
 	}
-	if c, ok := b.(Checker); ok {
-		if err := c.Check(); err != nil {
-			t.Errorf("round %d: Check after kill: %v", round, err)
-		}
+	if err := state.Check(b); err != nil {
+		t.Errorf("round %d: Check after kill: %v", round, err)
 	}
 	st, err := state.Open(b)
 	if err != nil {

@@ -11,7 +11,8 @@
 //   - each writer's records are exactly the state after its last
 //     acknowledged change, or after the one change it may have had in
 //     flight: so an Update is all or nothing;
-//   - the backend's Check method, when it has one, finds nothing.
+//   - state.Check finds nothing (the backend's own Check, or
+//     state.CheckSnapshot for a backend without one).
 //
 // Rounds continue on the same store, so later rounds also test recovery of
 // a store that has been killed before. The default is 25 rounds;

@@ -1,6 +1,6 @@
 // Package record encodes the records of a store (hosts, resources and the
 // store's metadata) as MessagePack, for the backends that keep one record
-// per key: boltbackend, and later an etcd backend.
+// per key: boltbackend and etcdbackend.
 //
 // # Layout
 //

@@ -201,25 +201,6 @@ func (e *encoder) resource(r *state.ResourceState) error {
 	return e.time(r.UpdatedAt, "updated_at")
 }
 
-// CheckMetadata reports whether m can be encoded (the rules of
-// AppendMetadata), without encoding it.
-func CheckMetadata(m *state.Metadata) error {
-	for _, f := range [...]struct{ path, s string }{{"version", m.Version}, {"lineage", m.Lineage}} {
-		if !utf8.ValidString(f.s) {
-			return &state.FieldError{Path: f.path, Msg: "not valid UTF-8"}
-		}
-	}
-	for _, f := range [...]struct {
-		path string
-		t    time.Time
-	}{{"created_at", m.CreatedAt}, {"updated_at", m.UpdatedAt}} {
-		if err := checkTime(f.t, f.path); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // EncodeMetadata returns the encoding of m. See AppendMetadata.
 func EncodeMetadata(m *state.Metadata) ([]byte, error) { return AppendMetadata(nil, m) }
 

@@ -582,7 +582,9 @@ func benchHost() *state.HostState {
 	}
 }
 
-func TestCheckMetadata_AgreesWithEncode(t *testing.T) {
+// Batch.Validate, which backends call before they encode, accepts the
+// metadata of a Replace exactly when the codec can encode it.
+func TestBatchValidate_AgreesWithEncodeMetadata(t *testing.T) {
 	cases := []state.Metadata{
 		{},
 		{Version: "1.0", Lineage: "x", CreatedAt: ts, UpdatedAt: ts},
@@ -593,7 +595,7 @@ func TestCheckMetadata_AgreesWithEncode(t *testing.T) {
 	}
 	for _, m := range cases {
 		_, encErr := record.EncodeMetadata(&m)
-		checkErr := record.CheckMetadata(&m)
+		checkErr := (&state.Batch{Replace: &m}).Validate()
 		assert.Equal(t, encErr == nil, checkErr == nil, "%#v: encode %v, check %v", m, encErr, checkErr)
 		if checkErr != nil {
 			assert.ErrorIs(t, checkErr, state.ErrInvalid)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-ftl2/ftlstate/internal/inflight"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -13,10 +14,10 @@ import (
 // comes from MemoryStores, so tests can close and reopen it.
 type Memory struct {
 	store *memStore
+	// ops tracks Views and Commits in flight; Close waits for them.
+	ops inflight.Ops
 
-	mu sync.Mutex // guards the fields below
-	// closed is set by Close.
-	closed bool
+	mu sync.Mutex // guards the field below
 	// failCommit, when set, is called before each commit; an error it
 	// returns fails the commit without storing anything.
 	failCommit func(*state.Batch) error
@@ -91,20 +92,14 @@ func (m *Memory) FailCommits(fn func(*state.Batch) error) {
 	m.failCommit = fn
 }
 
-func (m *Memory) check() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return fmt.Errorf("statetest: memory: %w", state.ErrClosed)
-	}
-	return nil
-}
+var errClosed = fmt.Errorf("statetest: memory: %w", state.ErrClosed)
 
 // View implements state.Backend.
 func (m *Memory) View(fn func(state.Snapshot) error) error {
-	if err := m.check(); err != nil {
-		return err
+	if !m.ops.Enter() {
+		return errClosed
 	}
+	defer m.ops.Leave()
 	m.store.mu.RLock()
 	defer m.store.mu.RUnlock()
 	return fn(state.NewSnapshot(&m.store.contents))
@@ -112,8 +107,12 @@ func (m *Memory) View(fn func(state.Snapshot) error) error {
 
 // Commit implements state.Backend.
 func (m *Memory) Commit(b *state.Batch) (state.Metadata, error) {
-	if err := m.check(); err != nil {
-		return state.Metadata{}, err
+	if !m.ops.Enter() {
+		return state.Metadata{}, errClosed
+	}
+	defer m.ops.Leave()
+	if err := b.Validate(); err != nil {
+		return state.Metadata{}, fmt.Errorf("statetest: memory: %w", err)
 	}
 	m.mu.Lock()
 	fail := m.failCommit
@@ -149,14 +148,12 @@ func (m *Memory) Commit(b *state.Batch) (state.Metadata, error) {
 	return meta, nil
 }
 
-// Close implements state.Backend; it releases the store for another Open.
+// Close implements state.Backend: it waits for Views and Commits in
+// flight and releases the store for another Open.
 func (m *Memory) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	if !m.ops.Close() {
 		return nil
 	}
-	m.closed = true
 	m.store.mu.Lock()
 	m.store.open = false
 	m.store.mu.Unlock()

@@ -851,7 +851,7 @@ func (s *suite) testSnapshot(t *testing.T) {
 			var names, keys, typed []string
 			require.NoError(t, snap.Hosts(func(h *state.HostState) error { names = append(names, h.Name); return nil }))
 			require.NoError(t, snap.Resources(func(k string, _ *state.ResourceState) error { keys = append(keys, k); return nil }))
-			require.NoError(t, snap.ResourcesOfType("linode", func(k string, r *state.ResourceState) error {
+			require.NoError(t, state.ResourcesOfType(snap, "linode", func(k string, r *state.ResourceState) error {
 				assert.Equal(t, "linode", r.Type)
 				typed = append(typed, k)
 				return nil
@@ -864,7 +864,7 @@ func (s *suite) testSnapshot(t *testing.T) {
 			err = snap.Hosts(func(*state.HostState) error { n++; return stop })
 			assert.ErrorIs(t, err, stop, "callback errors stop the iteration")
 			assert.Equal(t, 1, n)
-			assert.ErrorIs(t, snap.ResourcesOfType("linode", func(string, *state.ResourceState) error { return stop }), stop)
+			assert.ErrorIs(t, state.ResourcesOfType(snap, "linode", func(string, *state.ResourceState) error { return stop }), stop)
 			return nil
 		}))
 		require.NoError(t, v.View(func(snap state.Snapshot) error {
