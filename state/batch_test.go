@@ -14,7 +14,9 @@ import (
 func TestBatchValidate(t *testing.T) {
 	now := state.Timestamp(time.Now())
 	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	host := func(name string) *state.HostState { return &state.HostState{Name: name, CreatedAt: now, UpdatedAt: now} }
+	host := func(name string) *state.HostState {
+		return &state.HostState{Name: name, CreatedAt: now, UpdatedAt: now}
+	}
 	res := &state.ResourceState{Type: "t", CreatedAt: now, UpdatedAt: now}
 	put := func(name string) state.Change { return state.Change{Kind: state.KindHost, Key: name, Host: host(name)} }
 
