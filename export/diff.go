@@ -404,6 +404,7 @@ func (d *differ) host(a, b *state.HostState) {
 		d.scalar("user", a.User, b.User)
 		d.maps("vars", a.Vars, b.Vars, false)
 		d.scalar("group", a.Group, b.Group)
+		d.list("groups", a.Groups, b.Groups)
 		d.times("created_at", a.CreatedAt, b.CreatedAt)
 		d.times("updated_at", a.UpdatedAt, b.UpdatedAt)
 	}
@@ -435,6 +436,21 @@ func (d *differ) resource(x, y keyed) {
 func (d *differ) scalar(field string, a, b any) {
 	if a != b {
 		d.emit(OpChange, field, a, b, false)
+	}
+}
+
+// list compares two lists of strings (a host's groups) as a whole: their
+// order matters (the first group is the main one). None is null.
+func (d *differ) list(field string, a, b []string) {
+	if !slices.Equal(a, b) {
+		var av, bv any
+		if len(a) > 0 {
+			av = a
+		}
+		if len(b) > 0 {
+			bv = b
+		}
+		d.emit(OpChange, field, av, bv, false)
 	}
 }
 

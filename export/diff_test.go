@@ -625,3 +625,27 @@ func TestDiff_LargeStates(t *testing.T) {
 	assert.Equal(t, "- hosts.h000002", res.Changes[1].String())
 	assert.Equal(t, "+ resources.r:000001", res.Changes[2*n/1000].String())
 }
+
+func TestDiff_Groups(t *testing.T) {
+	a := store([]*state.HostState{
+		{Name: "web01", Group: "web", Groups: []string{"prod"}},
+		{Name: "web02", Group: "web"},
+		{Name: "web03", Group: "web", Groups: []string{"a", "b"}},
+		{Name: "same", Group: "web", Groups: []string{"a"}},
+	}, nil)
+	b := store([]*state.HostState{
+		{Name: "web01", Group: "web", Groups: []string{"prod", "eu"}},
+		{Name: "web02", Group: "web", Groups: []string{"prod"}},
+		{Name: "web03", Group: "web"},
+		{Name: "same", Group: "web", Groups: []string{"a"}},
+	}, nil)
+	assert.Equal(t, lines(
+		`~ hosts.web01.groups: ["prod"] -> ["prod","eu"]`,
+		`~ hosts.web02.groups: null -> ["prod"]`,
+		`~ hosts.web03.groups: ["a","b"] -> null`,
+	), diffText(t, a, b, nil))
+	// Order matters: the first group is the main one.
+	c := store([]*state.HostState{{Name: "same", Group: "web", Groups: []string{"b", "a"}}}, nil)
+	d := store([]*state.HostState{{Name: "same", Group: "web", Groups: []string{"a", "b"}}}, nil)
+	assert.Equal(t, lines(`~ hosts.same.groups: ["b","a"] -> ["a","b"]`), diffText(t, c, d, nil))
+}

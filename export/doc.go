@@ -57,7 +57,8 @@
 //	-------------------------------  ---------------------------------------------
 //	host                             host of the same name
 //	HostState.Group "webservers"     group "webservers": {"hosts": [...], "vars": {}}
-//	Group "", "all" or "ungrouped"   group "ungrouped" (Ansible's convention)
+//	HostState.Groups                 the host is in each of them too, as in Group
+//	no group, "all" or "ungrouped"   group "ungrouped" (Ansible's convention)
 //	Group "web-servers", "1st"       group "web_servers", "_1st" (see AnsibleGroup)
 //	every group                      listed in "all": {"children": [...]};
 //	                                 "ungrouped" is always there, maybe empty
@@ -90,7 +91,7 @@
 //   - Diff: metadata changes first, then hosts in name order, then
 //     resources in key order (byte order); within a record, fields in
 //     state.json order (hosts: name, address, port, user, vars, group,
-//     created_at, updated_at; resources: type, id, name, data, tags,
+//     groups, created_at, updated_at; resources: type, id, name, data, tags,
 //     created_at, updated_at), map keys in byte order, list elements by
 //     index. JSON is indented by two spaces.
 //   - Inventory: "all" first, then the groups in byte order, then

@@ -128,18 +128,29 @@ func WriteInventoryList(w io.Writer, v state.Viewer, opts *Options) error {
 		members := map[string][]string{ansibleUngrouped: {}}
 		origin := map[string]string{} // Ansible group -> the state group mapped to it
 		err := s.Hosts(func(h *state.HostState) error {
-			g, err := ansibleGroup(h.Group)
-			if err != nil {
-				return fmt.Errorf("host %q: %w", h.Name, err)
+			groups := h.AllGroups()
+			if len(groups) == 0 {
+				groups = []string{""}
 			}
-			if g != ansibleUngrouped {
-				if o, ok := origin[g]; ok && o != h.Group {
-					a, b := min(o, h.Group), max(o, h.Group)
-					return fmt.Errorf("groups %q and %q both map to Ansible group %q; rename one: %w", a, b, g, state.ErrInvalid)
+			var mine []string // the host's Ansible groups so far
+			for _, sg := range groups {
+				g, err := ansibleGroup(sg)
+				if err != nil {
+					return fmt.Errorf("host %q: %w", h.Name, err)
 				}
-				origin[g] = h.Group
+				if g != ansibleUngrouped {
+					if o, ok := origin[g]; ok && o != sg {
+						a, b := min(o, sg), max(o, sg)
+						return fmt.Errorf("groups %q and %q both map to Ansible group %q; rename one: %w", a, b, g, state.ErrInvalid)
+					}
+					origin[g] = sg
+				}
+				if slices.Contains(mine, g) {
+					continue // "all" and "ungrouped" of one host
+				}
+				mine = append(mine, g)
+				members[g] = append(members[g], h.Name)
 			}
-			members[g] = append(members[g], h.Name)
 			return nil
 		})
 		if err != nil {

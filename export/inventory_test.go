@@ -29,6 +29,7 @@ func inventoryHosts() []*state.HostState {
 		{Name: "from-vars", Group: "1st.wave",
 			Vars: map[string]any{"ansible_host": "10.9.9.9", "ansible_port": int64(2200), "ansible_ssh_user": "legacy"}},
 		{Name: "app.example.com", Address: "2001:db8::1", Group: "web servers", Vars: map[string]any{"note": "<&>"}},
+		{Name: "multi", Address: "10.0.0.9", Group: "db-servers", Groups: []string{"production", "1st.wave"}}, // several groups
 	}
 }
 
@@ -50,13 +51,15 @@ func wantHostvars(redacted bool) map[string]any {
 		"override":        map[string]any{"ansible_host": "10.0.0.8", "ansible_port": 2222.0, "ansible_user": "ops"},
 		"from-vars":       map[string]any{"ansible_host": "10.9.9.9", "ansible_port": 2200.0, "ansible_ssh_user": "legacy"},
 		"app.example.com": map[string]any{"ansible_host": "2001:db8::1", "note": "<&>"},
+		"multi":           map[string]any{"ansible_host": "10.0.0.9"},
 	}
 }
 
 // wantGroups maps each Ansible group of inventoryHosts to its hosts.
 var wantGroups = map[string][]string{
-	"_1st_wave":   {"from-vars", "override"},
-	"db_servers":  {"db01"},
+	"_1st_wave":   {"from-vars", "multi", "override"},
+	"db_servers":  {"db01", "multi"},
+	"production":  {"multi"},
 	"ungrouped":   {"explicit", "lone", "old-style"},
 	"web_servers": {"app.example.com"},
 	"webservers":  {"web01", "web02"},
@@ -75,7 +78,7 @@ func TestWriteInventoryList_Mapping(t *testing.T) {
 	out, doc := inventoryList(t, store(inventoryHosts(), nil), nil)
 
 	wantDoc := map[string]any{
-		"all":   map[string]any{"children": []any{"_1st_wave", "db_servers", "ungrouped", "web_servers", "webservers"}},
+		"all":   map[string]any{"children": []any{"_1st_wave", "db_servers", "production", "ungrouped", "web_servers", "webservers"}},
 		"_meta": map[string]any{"hostvars": wantHostvars(false)},
 	}
 	for g, hosts := range wantGroups {
@@ -154,6 +157,9 @@ func TestWriteInventoryList_BadGroups(t *testing.T) {
 			`groups "web servers" and "web_servers" both map to Ansible group "web_servers"`},
 		{"reserved", []*state.HostState{{Name: "a", Group: "_meta"}}, `host "a": group "_meta": "_meta" is reserved`},
 		{"reserved after mapping", []*state.HostState{{Name: "a", Group: "-meta"}}, `group "-meta": "_meta" is reserved`},
+		{"collision within one host's groups", []*state.HostState{{Name: "a", Group: "web-servers", Groups: []string{"web.servers"}}},
+			`groups "web-servers" and "web.servers" both map to Ansible group "web_servers"`},
+		{"reserved among Groups", []*state.HostState{{Name: "a", Group: "web", Groups: []string{"_meta"}}}, `host "a": group "_meta": "_meta" is reserved`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -236,4 +242,15 @@ func TestAnsibleGroup(t *testing.T) {
 	_, err := export.AnsibleGroup("_meta")
 	require.ErrorIs(t, err, state.ErrInvalid)
 	assert.Equal(t, `export: group "_meta": "_meta" is reserved by Ansible's inventory script protocol: invalid`, err.Error())
+}
+
+// A host is listed once per Ansible group, even when several of its groups
+// mean "ungrouped".
+func TestWriteInventoryList_UngroupedOnce(t *testing.T) {
+	_, doc := inventoryList(t, store([]*state.HostState{
+		{Name: "a", Group: "all", Groups: []string{"ungrouped"}},
+		{Name: "b", Group: "ungrouped", Groups: []string{"web"}},
+	}, nil), nil)
+	assert.Equal(t, map[string]any{"hosts": []any{"a", "b"}, "vars": map[string]any{}}, doc["ungrouped"])
+	assert.Equal(t, map[string]any{"hosts": []any{"b"}, "vars": map[string]any{}}, doc["web"])
 }

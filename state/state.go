@@ -260,17 +260,19 @@ func (s *State) Save() error {
 	return nil
 }
 
-// MergeToInventory adds every host, in name order, to inv under its
-// group; hosts without a group go to "all".
+// MergeToInventory adds every host, in name order, to inv under each of
+// its groups (Group, then Groups); hosts without a group go to "all".
 func (s *State) MergeToInventory(inv *inventory.Inventory) error {
 	for _, h := range s.AllHosts() {
-		group := h.Group
-		if group == "" {
-			group = "all"
+		groups := h.AllGroups()
+		if len(groups) == 0 {
+			groups = []string{"all"}
 		}
 		ih := &inventory.Host{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, Vars: h.Vars}
-		if err := inv.AddHost(group, ih); err != nil {
-			return fmt.Errorf("state: merge host %q: %w", h.Name, err)
+		for _, group := range groups {
+			if err := inv.AddHost(group, ih); err != nil {
+				return fmt.Errorf("state: merge host %q: %w", h.Name, err)
+			}
 		}
 	}
 	return nil

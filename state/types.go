@@ -2,20 +2,29 @@ package state
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
 // HostState records a host that automation provisioned or added to its
 // inventory. The JSON tags are the documented state.json format.
+//
+// A host may be in several inventory groups, as in Ansible: Group is the
+// first (the one the design document has), Groups the others, in order.
+// AllGroups and SetGroups handle them as one list.
 type HostState struct {
-	Name      string         `json:"name"`
-	Address   string         `json:"address"`
-	Port      int            `json:"port"`
-	User      string         `json:"user"`
-	Vars      map[string]any `json:"vars,omitempty"`
-	Group     string         `json:"group,omitempty"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	Name    string         `json:"name"`
+	Address string         `json:"address"`
+	Port    int            `json:"port"`
+	User    string         `json:"user"`
+	Vars    map[string]any `json:"vars,omitempty"`
+	Group   string         `json:"group,omitempty"`
+	// Groups are the host's groups beyond Group, in order: each one
+	// non-empty, none repeated (nor equal to Group), and only when Group
+	// is set (see ValidateGroups). nil when there are none.
+	Groups    []string  `json:"groups,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ResourceState records a provisioned resource: a cloud instance, an IP, a
@@ -55,7 +64,39 @@ func (h *HostState) Clone() *HostState {
 	}
 	c := *h
 	c.Vars = CloneMap(h.Vars)
+	c.Groups = slices.Clone(h.Groups)
 	return &c
+}
+
+// AllGroups returns the host's groups in order, Group first and then
+// Groups; nil when Group is "". The slice is the caller's.
+func (h *HostState) AllGroups() []string {
+	if h.Group == "" && len(h.Groups) == 0 {
+		return nil
+	}
+	return append([]string{h.Group}, h.Groups...)
+}
+
+// InGroup reports whether g is one of the host's groups. The empty name
+// asks whether the host has no group at all.
+func (h *HostState) InGroup(g string) bool {
+	if g == "" {
+		return h.Group == "" && len(h.Groups) == 0
+	}
+	return h.Group == g || slices.Contains(h.Groups, g)
+}
+
+// SetGroups sets Group to the first of groups and Groups to a copy of the
+// others (nil when there are none); no groups clears both. It does not
+// check them: Normalize does (see ValidateGroups).
+func (h *HostState) SetGroups(groups ...string) {
+	h.Group, h.Groups = "", nil
+	if len(groups) > 0 {
+		h.Group = groups[0]
+	}
+	if len(groups) > 1 {
+		h.Groups = slices.Clone(groups[1:])
+	}
 }
 
 // Clone returns a deep copy of r; nil gives nil.

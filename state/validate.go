@@ -47,6 +47,39 @@ func ValidateName(s string) error {
 	return nil
 }
 
+// ValidateGroups checks a host's Group and Groups (the groups beyond
+// Group), as Normalize does and every codec does on encode and decode:
+// each name is valid UTF-8 ("group", "groups.N"); a name in Groups is not
+// empty and appears once, Group included; Groups is empty when Group is.
+// The error is a *FieldError with a path relative to the host.
+func ValidateGroups(group string, groups []string) error {
+	if err := validGroup("group", group); err != nil {
+		return err
+	}
+	if group == "" && len(groups) > 0 {
+		return &FieldError{Path: "groups", Msg: "set without group (groups holds the groups beyond group: put the first one in group)"}
+	}
+	for i, g := range groups {
+		p := "groups." + strconv.Itoa(i)
+		if g == "" {
+			return &FieldError{Path: p, Msg: "must not be empty"}
+		}
+		if err := validGroup(p, g); err != nil {
+			return err
+		}
+		if g == group || slices.Contains(groups[:i], g) {
+			return &FieldError{Path: p, Msg: fmt.Sprintf("group %q listed twice", g)}
+		}
+	}
+	return nil
+}
+
+// validGroup checks one group name: every group of a host, Group and each
+// of Groups, passes the same rule.
+func validGroup(path, g string) error {
+	return validText(path, g)
+}
+
 func validText(path, s string) error {
 	if !utf8.ValidString(s) {
 		return &FieldError{Path: path, Msg: "not valid UTF-8"}
@@ -75,10 +108,13 @@ func (h *HostState) Normalize() (*HostState, error) {
 	if h.Port < 0 || h.Port > 65535 {
 		return nil, &FieldError{Path: "port", Msg: "must be 0..65535"}
 	}
-	for _, f := range [...]struct{ path, s string }{{"address", h.Address}, {"user", h.User}, {"group", h.Group}} {
+	for _, f := range [...]struct{ path, s string }{{"address", h.Address}, {"user", h.User}} {
 		if err := validText(f.path, f.s); err != nil {
 			return nil, err
 		}
+	}
+	if err := ValidateGroups(h.Group, h.Groups); err != nil {
+		return nil, err
 	}
 	vars, err := normalizeMap(h.Vars, "vars")
 	if err != nil {
@@ -86,6 +122,10 @@ func (h *HostState) Normalize() (*HostState, error) {
 	}
 	c := *h
 	c.Vars = vars
+	c.Groups = nil
+	if len(h.Groups) > 0 {
+		c.Groups = slices.Clone(h.Groups)
+	}
 	if c.CreatedAt, c.UpdatedAt, err = timestamps(h.CreatedAt, h.UpdatedAt); err != nil {
 		return nil, err
 	}

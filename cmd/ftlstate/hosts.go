@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +24,7 @@ func (a *app) hostsCommand() *cobra.Command {
 			hosts := []*state.HostState{}
 			err := a.view(func(snap state.Snapshot) error {
 				return snap.Hosts(func(h *state.HostState) error {
-					if !cmd.Flags().Changed("group") || h.Group == group {
+					if !cmd.Flags().Changed("group") || h.InGroup(group) {
 						hosts = append(hosts, h)
 					}
 					return nil
@@ -37,12 +38,12 @@ func (a *app) hostsCommand() *cobra.Command {
 			}
 			t := newTable(a.stdout, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "UPDATED")
 			for _, h := range hosts {
-				t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(h.Group), strconv.Itoa(len(h.Vars)), timeCell(h.UpdatedAt))
+				t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), strconv.Itoa(len(h.Vars)), timeCell(h.UpdatedAt))
 			}
 			return t.flush()
 		},
 	}
-	cmd.Flags().StringVar(&group, "group", "", "only hosts of this group (\"\" for hosts without one)")
+	cmd.Flags().StringVar(&group, "group", "", "only hosts in this group, among all of theirs (\"\" for hosts without one)")
 	addFormatFlag(cmd, &out)
 	return cmd
 }
@@ -88,6 +89,9 @@ func (a *app) hostShowCommand() *cobra.Command {
 			t.row("port", strconv.Itoa(h.Port))
 			t.row("user", orDash(h.User))
 			t.row("group", orDash(h.Group))
+			if len(h.Groups) > 0 {
+				t.row("groups", strings.Join(h.Groups, ","))
+			}
 			t.row("created_at", timeCell(h.CreatedAt))
 			t.row("updated_at", timeCell(h.UpdatedAt))
 			for _, k := range sortedKeys(h.Vars) {
@@ -102,11 +106,14 @@ func (a *app) hostShowCommand() *cobra.Command {
 
 func (a *app) hostAddCommand() *cobra.Command {
 	var h state.HostState
-	var vars []string
+	var vars, groups []string
 	cmd := &cobra.Command{
-		Use:   "add NAME --address A [--port 22] [--user U] [--group G] [--var k=v ...]",
+		Use:   "add NAME --address A [--port 22] [--user U] [--group G ...] [--var k=v ...]",
 		Short: "Add a host, or update the host of that name",
 		Long: `Add a host, or update (replace) the host of that name, keeping its creation time.
+
+--group G puts the host in group G; repeat it for several groups, in order
+(the first is the host's main group, the others its groups).
 
 --var k=v sets a var: v is parsed as JSON when it is valid JSON (--var port=8080
 gives a number, --var tags='["a"]' a list, --var on=true a bool), else taken
@@ -120,6 +127,7 @@ as a string (--var region=us-east). --var k:=v always gives a string
 				return err
 			}
 			h.Name, h.Vars = args[0], m
+			h.SetGroups(groups...)
 			if _, err := h.Normalize(); err != nil {
 				return usageErrorf("host %q: %v", h.Name, err)
 			}
@@ -140,7 +148,7 @@ as a string (--var region=us-east). --var k:=v always gives a string
 	f.StringVar(&h.Address, "address", "", "address to connect to (required)")
 	f.IntVar(&h.Port, "port", 22, "SSH port")
 	f.StringVar(&h.User, "user", "", "user to connect as")
-	f.StringVar(&h.Group, "group", "", "inventory group")
+	f.StringArrayVar(&groups, "group", nil, "inventory group; repeatable (the first is the main group)")
 	f.StringArrayVar(&vars, "var", nil, "a var, key=value (JSON if valid, else a string) or key:=string; repeatable")
 	cmd.MarkFlagRequired("address")
 	return cmd

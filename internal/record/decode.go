@@ -569,21 +569,32 @@ func (d *decoder) tags() (map[string]string, error) {
 
 // header reads a record's array header and version.
 func (d *decoder) header(kind string, fields int) error {
+	_, err := d.headerOf(kind, fields, fields)
+	return err
+}
+
+// headerOf reads the array header and version of a record that has from
+// minFields to maxFields fields, and returns how many it has.
+func (d *decoder) headerOf(kind string, minFields, maxFields int) (int, error) {
 	n, err := d.arrayLen()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if n != fields {
-		return d.errorf("%s record has %d fields, want %d", kind, n, fields)
+	if n < minFields || n > maxFields {
+		want := fmt.Sprint(minFields)
+		if maxFields > minFields {
+			want = fmt.Sprintf("%d to %d", minFields, maxFields)
+		}
+		return 0, d.errorf("%s record has %d fields, want %s", kind, n, want)
 	}
 	v, err := d.int()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if v != Version {
-		return d.errorf("%s record format version %d, want %d", kind, v, Version)
+		return 0, d.errorf("%s record format version %d, want %d", kind, v, Version)
 	}
-	return nil
+	return n, nil
 }
 
 func (d *decoder) end() error {
@@ -596,11 +607,11 @@ func (d *decoder) end() error {
 // DecodeHost decodes a host record. Errors match state.ErrCorrupt.
 func DecodeHost(b []byte) (*state.HostState, error) {
 	d := newDecoder(b)
-	if err := d.header("host", hostFields); err != nil {
+	fields, err := d.headerOf("host", hostFields, hostFieldsGroups)
+	if err != nil {
 		return nil, err
 	}
 	h := &state.HostState{}
-	var err error
 	if h.Name, err = d.str(); err != nil {
 		return nil, err
 	}
@@ -633,7 +644,37 @@ func DecodeHost(b []byte) (*state.HostState, error) {
 	if h.UpdatedAt, err = d.time(); err != nil {
 		return nil, err
 	}
+	if fields == hostFieldsGroups {
+		if h.Groups, err = d.groups(); err != nil {
+			return nil, err
+		}
+	}
+	if err := state.ValidateGroups(h.Group, h.Groups); err != nil {
+		return nil, d.invalid("", err)
+	}
 	return h, d.end()
+}
+
+// groups reads a host's Groups: a list of at least one string (a host
+// without Groups has no such field).
+func (d *decoder) groups() ([]string, error) {
+	n, err := d.arrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		d.off--
+		return nil, d.errorf("empty groups list (a host without groups has no groups field)")
+	}
+	groups := make([]string, 0, min(n, prealloc))
+	for range n {
+		g, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	return groups, nil
 }
 
 // DecodeResource decodes a resource record. Errors match

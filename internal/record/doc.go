@@ -7,9 +7,14 @@
 // Every record is a MessagePack array whose first element is the record
 // format version (Version, 1), followed by the fields in a fixed order:
 //
-//	host:     [1, name, address, port, user, group, vars, created_at, updated_at]
+//	host:     [1, name, address, port, user, group, vars, created_at, updated_at, groups?]
 //	resource: [1, type, id, name, data, tags, created_at, updated_at]
 //	metadata: [1, version, created_at, updated_at, serial, lineage]
+//
+// groups (HostState.Groups, the groups beyond group) is optional: a host
+// with no such groups has 9 elements, exactly as before the field existed,
+// so stores written earlier read unchanged; a host with some has a 10th
+// element, a non-empty array of strings.
 //
 // Timestamps use the MessagePack timestamp extension (type -1); the zero
 // time is written in its 96-bit form and comes back as time.Time{}. vars,
@@ -33,8 +38,8 @@
 //
 //   - the record rules of (*state.HostState).Normalize and
 //     (*state.ResourceState).Normalize: host names and resource types pass
-//     state.ValidateName, ports are 0..65535, every string and map key is
-//     valid UTF-8;
+//     state.ValidateName, ports are 0..65535, a host's groups pass
+//     state.ValidateGroups, every string and map key is valid UTF-8;
 //   - values are in the model and normalized: floats are finite and not
 //     integral within int64's range (NormalizeValue makes those int64),
 //     integers fit in int64, maps and lists nest at most

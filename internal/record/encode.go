@@ -18,11 +18,14 @@ import (
 // record.
 const Version = 1
 
-// Field counts of each record, the version included.
+// Field counts of each record, the version included. A host with Groups
+// has one more field at the end (hostFieldsGroups); one without is
+// written exactly as before that field existed.
 const (
-	hostFields     = 9
-	resourceFields = 8
-	metaFields     = 6
+	hostFields       = 9
+	hostFieldsGroups = hostFields + 1
+	resourceFields   = 8
+	metaFields       = 6
 )
 
 // Year limits of timestamps: what RFC 3339 (and so state.json) can hold.
@@ -135,12 +138,19 @@ func AppendHost(dst []byte, h *state.HostState) ([]byte, error) {
 	if h.Port < 0 || h.Port > 65535 {
 		return dst, &state.FieldError{Path: "port", Msg: "must be 0..65535"}
 	}
+	if err := state.ValidateGroups(h.Group, h.Groups); err != nil {
+		return dst, err
+	}
 	e := getEncoder(dst)
 	return e.finish(dst, e.host(h))
 }
 
 func (e *encoder) host(h *state.HostState) error {
-	e.arrayLen(hostFields)
+	if len(h.Groups) > 0 {
+		e.arrayLen(hostFieldsGroups)
+	} else {
+		e.arrayLen(hostFields)
+	}
 	e.int(Version)
 	e.str(h.Name)
 	if err := e.text(h.Address, "address"); err != nil {
@@ -150,16 +160,23 @@ func (e *encoder) host(h *state.HostState) error {
 	if err := e.text(h.User, "user"); err != nil {
 		return err
 	}
-	if err := e.text(h.Group, "group"); err != nil {
-		return err
-	}
+	e.str(h.Group) // checked by ValidateGroups
 	if err := e.topMap(h.Vars, "vars"); err != nil {
 		return err
 	}
 	if err := e.time(h.CreatedAt, "created_at"); err != nil {
 		return err
 	}
-	return e.time(h.UpdatedAt, "updated_at")
+	if err := e.time(h.UpdatedAt, "updated_at"); err != nil {
+		return err
+	}
+	if len(h.Groups) > 0 {
+		e.arrayLen(len(h.Groups))
+		for _, g := range h.Groups {
+			e.str(g)
+		}
+	}
+	return nil
 }
 
 // EncodeResource returns the encoding of r. See AppendResource.

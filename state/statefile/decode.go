@@ -494,6 +494,45 @@ func (d *decoder) null() (bool, error) {
 	return false, d.wrongType("an object")
 }
 
+// stringList reads a list of strings, or null for none.
+func (d *decoder) stringList() ([]string, error) {
+	switch d.peek() {
+	case 'n':
+		_, err := d.literal()
+		return nil, err
+	case '[':
+	default:
+		return nil, d.wrongType("a list of strings")
+	}
+	d.off++
+	d.ws()
+	list := []string{}
+	if d.peek() == ']' {
+		d.off++
+		return list, nil
+	}
+	for i := 0; ; i++ {
+		d.ws()
+		d.pushIndex(i)
+		s, err := d.stringField()
+		if err != nil {
+			return nil, err
+		}
+		d.pop()
+		list = append(list, s)
+		d.ws()
+		switch d.peek() {
+		case ',':
+			d.off++
+		case ']':
+			d.off++
+			return list, nil
+		default:
+			return nil, d.syntax(d.off, "',' or ']' after an array element")
+		}
+	}
+}
+
 func (d *decoder) stringField() (string, error) {
 	if d.peek() != '"' {
 		return "", d.wrongType("a string")
@@ -644,6 +683,7 @@ const (
 	fPort
 	fUser
 	fGroup
+	fGroups
 	fVars
 	fType
 	fID
@@ -655,7 +695,7 @@ const (
 )
 
 var fieldNums = map[string]int{
-	"name": fName, "address": fAddress, "port": fPort, "user": fUser, "group": fGroup, "vars": fVars,
+	"name": fName, "address": fAddress, "port": fPort, "user": fUser, "group": fGroup, "groups": fGroups, "vars": fVars,
 	"type": fType, "id": fID, "data": fData, "tags": fTags, "created_at": fCreated, "updated_at": fUpdated,
 }
 
@@ -692,7 +732,7 @@ func (d *decoder) host(c *state.Contents, name string) error {
 		n, ok := fieldNums[key]
 		switch {
 		case !ok, n > fVars && n < fCreated:
-			return d.errAt(keyOff, "unknown field (a host has name, address, port, user, group, vars, created_at and updated_at)")
+			return d.errAt(keyOff, "unknown field (a host has name, address, port, user, group, groups, vars, created_at and updated_at)")
 		case offs[n] != 0:
 			return d.dup(keyOff)
 		}
@@ -715,6 +755,8 @@ func (d *decoder) host(c *state.Contents, name string) error {
 			h.User, err = d.stringField()
 		case fGroup:
 			h.Group, err = d.stringField()
+		case fGroups:
+			h.Groups, err = d.stringList()
 		case fVars:
 			var null bool
 			if null, err = d.null(); !null && err == nil {

@@ -19,6 +19,7 @@
 //	      "port": 22,
 //	      "user": "admin",
 //	      "group": "webservers",
+//	      "groups": ["production", "eu"],
 //	      "vars": {
 //	        "http_port": 80
 //	      },
@@ -46,8 +47,11 @@
 // sorted, arrays one element per line, times in RFC 3339 with nanoseconds
 // in UTC, and "hosts": {} when there are none. The fields the design
 // document lacks are metadata.serial and metadata.lineage, left out while
-// zero. A host's group is left out when empty; vars, data and tags are left
-// out when nil and written as {} when empty, so both survive a round trip.
+// zero. A host's group is left out when empty, and so is groups (the
+// host's groups beyond group, HostState.Groups) when it has none; vars,
+// data and tags are left out when nil and written as {} when empty, so
+// both survive a round trip. The documented example (no groups, no serial,
+// no lineage) is therefore written exactly as before those fields existed.
 // Strings are escaped as encoding/json escapes them, except that <, > and
 // & are written as they are (a reviewer reads "<redacted>" and URLs with
 // query strings as they are; HTML escaping protects web pages, not files).
@@ -56,7 +60,8 @@
 // whitespace, any key order, times with any offset (converted to UTC),
 // numbers in any JSON notation (normalized as state.NormalizeValue does:
 // 80.0 is int64(80), integers beyond int64 become float64), null for an
-// absent metadata, hosts, resources, vars, data or tags. A missing
+// absent metadata, hosts, resources, groups, vars, data or tags (an empty
+// groups list is no groups). A missing
 // metadata.version is state.FormatVersion; other missing metadata fields
 // are zero (a backend fills them in).
 //

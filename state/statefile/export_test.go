@@ -50,6 +50,7 @@ type stdDoc struct {
 		Port      json.Number    `json:"port"`
 		User      string         `json:"user"`
 		Group     string         `json:"group"`
+		Groups    []string       `json:"groups"`
 		Vars      map[string]any `json:"vars"`
 		CreatedAt *string        `json:"created_at"`
 		UpdatedAt *string        `json:"updated_at"`
@@ -130,7 +131,7 @@ func DecodeStd(data []byte) (*state.Contents, error) {
 			c.Hosts[k] = nil
 			continue
 		}
-		hs := &state.HostState{Name: h.Name, Address: h.Address, User: h.User, Group: h.Group, Vars: h.Vars}
+		hs := &state.HostState{Name: h.Name, Address: h.Address, User: h.User, Group: h.Group, Groups: h.Groups, Vars: h.Vars}
 		p, err := num(h.Port)
 		if err != nil {
 			return nil, err

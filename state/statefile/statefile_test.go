@@ -166,7 +166,7 @@ func richContents() *state.Contents {
 	return &state.Contents{
 		Metadata: state.Metadata{Version: "1.0", CreatedAt: ts, UpdatedAt: nano, Serial: math.MaxUint64, Lineage: state.NewLineage()},
 		Hosts: map[string]*state.HostState{
-			"web01":      {Name: "web01", Address: "192.0.2.10", Port: 22, User: "admin", Group: "web", Vars: everyKind(), CreatedAt: ts, UpdatedAt: nano},
+			"web01":      {Name: "web01", Address: "192.0.2.10", Port: 22, User: "admin", Group: "web", Groups: []string{"production", "eu"}, Vars: everyKind(), CreatedAt: ts, UpdatedAt: nano},
 			"bare":       {Name: "bare"},
 			"empty-vars": {Name: "empty-vars", Vars: map[string]any{}, Port: 65535},
 			"a/b c":      {Name: "a/b c", Address: "<&>", User: "ü"},

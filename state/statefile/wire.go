@@ -37,6 +37,7 @@ type wireHost struct {
 	Port      int            `json:"port"`
 	User      string         `json:"user"`
 	Group     string         `json:"group,omitempty"`
+	Groups    []string       `json:"groups,omitempty"`
 	Vars      map[string]any `json:"vars,omitzero"`
 	CreatedAt time.Time      `json:"created_at"`
 	UpdatedAt time.Time      `json:"updated_at"`
@@ -57,7 +58,7 @@ func toWireMeta(m state.Metadata) *wireMeta {
 }
 
 func toWireHost(h *state.HostState) *wireHost {
-	return &wireHost{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, Group: h.Group, Vars: h.Vars, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt}
+	return &wireHost{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, Group: h.Group, Groups: h.Groups, Vars: h.Vars, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt}
 }
 
 func toWireResource(r *state.ResourceState) *wireResource {

@@ -116,6 +116,7 @@ func sampleHost(name string) *state.HostState {
 		Port:    22,
 		User:    "admin",
 		Group:   "webservers",
+		Groups:  []string{"production", "eu"},
 		Vars:    everyKind(),
 	}
 }
@@ -139,6 +140,7 @@ func sameHost(t testing.TB, want, got *state.HostState, msgAndArgs ...any) {
 	assert.Equal(t, want.Port, got.Port, msgAndArgs...)
 	assert.Equal(t, want.User, got.User, msgAndArgs...)
 	assert.Equal(t, want.Group, got.Group, msgAndArgs...)
+	assert.Equal(t, want.Groups, got.Groups, msgAndArgs...)
 	assert.True(t, reflect.DeepEqual(want.Vars, got.Vars), "vars differ:\nwant %#v\n got %#v\n%v", want.Vars, got.Vars, fmt.Sprint(msgAndArgs...))
 }
 
