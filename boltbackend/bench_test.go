@@ -13,7 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
-	"github.com/go-ftl2/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/internal/benchkit"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -39,7 +39,7 @@ func BenchmarkFsyncFloor(b *testing.B) {
 	if err := f.Sync(); err != nil {
 		b.Fatal(err)
 	}
-	var lat bench.Latencies
+	var lat benchkit.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
@@ -94,11 +94,11 @@ func populated(b *testing.B, dir string, hosts, resources int) string {
 			batch := &state.Batch{Time: time.Now()}
 			for i := start; i < start+chunk; i++ {
 				if i < hosts {
-					h := bench.Host(i)
+					h := benchkit.Host(i)
 					batch.Changes = append(batch.Changes, state.Change{Kind: state.KindHost, Key: h.Name, Host: h})
 				}
 				if i < resources {
-					batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: bench.ResourceKey(i), Resource: bench.Resource(i)})
+					batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: benchkit.ResourceKey(i), Resource: benchkit.Resource(i)})
 				}
 			}
 			if _, err := be.Commit(batch); err != nil {
@@ -166,13 +166,13 @@ func BenchmarkAddHost(b *testing.B) {
 			st := openState(b, populated(b, b.TempDir(), n, 0))
 			hosts := make([]*state.HostState, 0, 1024)
 			i := n
-			var lat bench.Latencies
+			var lat benchkit.Latencies
 			b.ReportAllocs()
 			for b.Loop() {
 				if len(hosts) == 0 {
 					b.StopTimer()
 					for range cap(hosts) {
-						hosts = append(hosts, bench.Host(i))
+						hosts = append(hosts, benchkit.Host(i))
 						i++
 					}
 					b.StartTimer()
@@ -209,7 +209,7 @@ func BenchmarkAddHostParallel(b *testing.B) {
 			i := next
 			next++
 			mu.Unlock()
-			if err := st.AddHost(bench.Host(i)); err != nil {
+			if err := st.AddHost(benchkit.Host(i)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -224,16 +224,16 @@ func BenchmarkAddHostParallel(b *testing.B) {
 func BenchmarkUpdate10(b *testing.B) {
 	st := openState(b, populated(b, b.TempDir(), 1000, 1000))
 	i := 1000
-	var lat bench.Latencies
+	var lat benchkit.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
 		err := st.Update(func(tx *state.Tx) error {
 			for j := range 5 {
-				if err := tx.AddHost(bench.Host(i + j)); err != nil {
+				if err := tx.AddHost(benchkit.Host(i + j)); err != nil {
 					return err
 				}
-				if err := tx.AddResource(bench.ResourceKey(i+j), bench.Resource(i+j)); err != nil {
+				if err := tx.AddResource(benchkit.ResourceKey(i+j), benchkit.Resource(i+j)); err != nil {
 					return err
 				}
 			}
@@ -262,7 +262,7 @@ func BenchmarkGetHost(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	name := bench.Host(54321).Name
+	name := benchkit.Host(54321).Name
 	b.Run("State", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -289,7 +289,7 @@ func BenchmarkGetHost(b *testing.B) {
 }
 
 // BenchmarkGetResourcesByType lists the 10 resources of one type among
-// 100k (bench.RareType): the index makes it cost the same whatever the
+// 100k (benchkit.RareType): the index makes it cost the same whatever the
 // store's size.
 func BenchmarkGetResourcesByType(b *testing.B) {
 	path := populated(b, b.TempDir(), 0, 100000)
@@ -302,7 +302,7 @@ func BenchmarkGetResourcesByType(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	typ, want := bench.RareType, bench.RareMatches(100000)
+	typ, want := benchkit.RareType, benchkit.RareMatches(100000)
 	b.Run("State", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -388,7 +388,7 @@ func BenchmarkBoltUpdateFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	i := 1000
-	var lat bench.Latencies
+	var lat benchkit.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/go-ftl2/ftlstate/etcdbackend"
-	"github.com/go-ftl2/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/internal/benchkit"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -37,11 +37,11 @@ func populated(b *testing.B, hosts, resources int) etcdbackend.Config {
 		batch := &state.Batch{Time: time.Now()}
 		for i := start; i < start+chunk; i++ {
 			if i < hosts {
-				h := bench.Host(i)
+				h := benchkit.Host(i)
 				batch.Changes = append(batch.Changes, state.Change{Kind: state.KindHost, Key: h.Name, Host: h})
 			}
 			if i < resources {
-				batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: bench.ResourceKey(i), Resource: bench.Resource(i)})
+				batch.Changes = append(batch.Changes, state.Change{Kind: state.KindResource, Key: benchkit.ResourceKey(i), Resource: benchkit.Resource(i)})
 			}
 		}
 		if _, err := be.Commit(batch); err != nil {
@@ -70,10 +70,10 @@ func openState(b *testing.B, cfg etcdbackend.Config) (*state.State, *etcdbackend
 func BenchmarkAddHost(b *testing.B) {
 	st, _ := openState(b, populated(b, 1000, 0))
 	i := 1000
-	var lat bench.Latencies
+	var lat benchkit.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
-		h := bench.Host(i)
+		h := benchkit.Host(i)
 		i++
 		start := time.Now()
 		if err := st.AddHost(h); err != nil {
@@ -101,7 +101,7 @@ func BenchmarkAddHostParallel(b *testing.B) {
 			i := next
 			next++
 			mu.Unlock()
-			if err := st.AddHost(bench.Host(i)); err != nil {
+			if err := st.AddHost(benchkit.Host(i)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -116,16 +116,16 @@ func BenchmarkAddHostParallel(b *testing.B) {
 func BenchmarkUpdate10(b *testing.B) {
 	st, _ := openState(b, populated(b, 1000, 1000))
 	i := 1000
-	var lat bench.Latencies
+	var lat benchkit.Latencies
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
 		err := st.Update(func(tx *state.Tx) error {
 			for j := range 5 {
-				if err := tx.AddHost(bench.Host(i + j)); err != nil {
+				if err := tx.AddHost(benchkit.Host(i + j)); err != nil {
 					return err
 				}
-				if err := tx.AddResource(bench.ResourceKey(i+j), bench.Resource(i+j)); err != nil {
+				if err := tx.AddResource(benchkit.ResourceKey(i+j), benchkit.Resource(i+j)); err != nil {
 					return err
 				}
 			}
@@ -170,7 +170,7 @@ func BenchmarkGetHostSnapshot(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer be.Close()
-	name := bench.Host(543).Name
+	name := benchkit.Host(543).Name
 	b.ReportAllocs()
 	for b.Loop() {
 		err := be.View(func(s state.Snapshot) error {

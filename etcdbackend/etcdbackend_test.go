@@ -12,7 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/go-ftl2/ftlstate/etcdbackend"
-	"github.com/go-ftl2/ftlstate/etcdbackend/etcdtest"
+	"github.com/go-ftl2/ftlstate/internal/etcdtest"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statetest"
 )

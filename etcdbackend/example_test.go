@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/go-ftl2/ftlstate/etcdbackend"
-	"github.com/go-ftl2/ftlstate/etcdbackend/etcdtest"
+	"github.com/go-ftl2/ftlstate/internal/etcdtest"
 	"github.com/go-ftl2/ftlstate/state"
 )
 

@@ -7,14 +7,14 @@ import (
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
 	"github.com/go-ftl2/ftlstate/export"
-	"github.com/go-ftl2/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/internal/benchkit"
 )
 
 // The benchmarks below are the export rows of "ftlstate bench", for
 // benchstat: export from a bbolt store (what "ftlstate export" does), and
 // its baseline, encoding/json marshalling the same records in memory.
 // Compare their MB/s; peak-heap-MiB is the heap growth while one export
-// runs (bench.PeakHeap), which must stay flat from 20k to 200k records.
+// runs (benchkit.PeakHeap), which must stay flat from 20k to 200k records.
 //
 //	go test -run '^$' -bench 'WriteBolt|MarshalIndent' -benchtime 3x ./export
 
@@ -24,7 +24,11 @@ func BenchmarkWriteBolt(b *testing.B) {
 	for _, n := range []int{20_000, 200_000} {
 		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
 			p := filepath.Join(b.TempDir(), "state.db")
-			if err := bench.BuildBolt(p, n/2, n/2); err != nil {
+			w, err := boltbackend.Open(p, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := benchkit.Build(w, n/2, n/2); err != nil {
 				b.Fatal(err)
 			}
 			be, err := boltbackend.Open(p, &boltbackend.Options{ReadOnly: true})
@@ -41,7 +45,7 @@ func BenchmarkWriteBolt(b *testing.B) {
 				}
 			}
 			b.SetBytes(int64(cw))
-			peak, err := bench.PeakHeap(func() error { return export.Write(&cw, be, nil) })
+			peak, err := benchkit.PeakHeap(func() error { return export.Write(&cw, be, nil) })
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -55,18 +59,18 @@ func BenchmarkWriteBolt(b *testing.B) {
 func BenchmarkMarshalIndent(b *testing.B) {
 	for _, n := range []int{20_000, 200_000} {
 		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
-			c := bench.Contents(n/2, n/2)
+			c := benchkit.Contents(n/2, n/2)
 			var size int
 			b.ReportAllocs()
 			for b.Loop() {
-				out, err := bench.MarshalIndent(c)
+				out, err := benchkit.MarshalIndent(c)
 				if err != nil {
 					b.Fatal(err)
 				}
 				size = len(out)
 			}
 			b.SetBytes(int64(size))
-			peak, err := bench.PeakHeap(func() error { _, err := bench.MarshalIndent(c); return err })
+			peak, err := benchkit.PeakHeap(func() error { _, err := benchkit.MarshalIndent(c); return err })
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/go-ftl2/ftlstate/filebackend"
-	"github.com/go-ftl2/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/internal/benchkit"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
 )
@@ -36,7 +36,7 @@ func BenchmarkCommit(b *testing.B) {
 		for _, writers := range []int{1, 32} {
 			b.Run(fmt.Sprintf("hosts=%d/writers=%d", hosts, writers), func(b *testing.B) {
 				p := filepath.Join(b.TempDir(), "state.json")
-				writeStateFile(b, p, bench.Contents(hosts, 0))
+				writeStateFile(b, p, benchkit.Contents(hosts, 0))
 				be, err := filebackend.Open(p, nil)
 				if err != nil {
 					b.Fatal(err)
@@ -46,7 +46,7 @@ func BenchmarkCommit(b *testing.B) {
 				commit := func() {
 					i := int(seq.Add(1))
 					now := state.Timestamp(time.Now())
-					h := bench.Host(i % hosts)
+					h := benchkit.Host(i % hosts)
 					if _, err := be.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: h.Name, Host: h}}}); err != nil {
 						b.Error(err)
 					}
@@ -77,7 +77,7 @@ func BenchmarkCommit(b *testing.B) {
 // 100k hosts and 100k resources.
 func BenchmarkOpen(b *testing.B) {
 	p := filepath.Join(b.TempDir(), "state.json")
-	writeStateFile(b, p, bench.Contents(100_000, 100_000))
+	writeStateFile(b, p, benchkit.Contents(100_000, 100_000))
 	fi, err := os.Stat(p)
 	if err != nil {
 		b.Fatal(err)

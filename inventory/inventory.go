@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/go-ftl2/ftlstate/internal/clone"
 )
 
 // ErrInvalid is returned for a nil host, an empty host name or an empty
@@ -27,7 +29,7 @@ func (h *Host) Clone() *Host {
 		return nil
 	}
 	c := *h
-	c.Vars = cloneMap(h.Vars)
+	c.Vars = clone.Map(h.Vars)
 	return &c
 }
 
@@ -122,33 +124,4 @@ func (inv *Inventory) Len() int {
 	inv.mu.RLock()
 	defer inv.mu.RUnlock()
 	return len(inv.hosts)
-}
-
-func cloneMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]any, len(m))
-	for k, v := range m {
-		c[k] = cloneValue(v)
-	}
-	return c
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return cloneMap(v)
-	case []any:
-		if v == nil {
-			return v
-		}
-		c := make([]any, len(v))
-		for i, e := range v {
-			c[i] = cloneValue(e)
-		}
-		return c
-	default:
-		return v
-	}
 }

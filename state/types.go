@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/go-ftl2/ftlstate/internal/clone"
 )
 
 // HostState records a host that automation provisioned or added to its
@@ -113,34 +115,7 @@ func (r *ResourceState) Clone() *ResourceState {
 // CloneMap returns a deep copy of a Vars or Data map holding the value model
 // of this package (nested map[string]any and []any are copied; other values
 // are immutable). nil gives nil.
-func CloneMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]any, len(m))
-	for k, v := range m {
-		c[k] = cloneValue(v)
-	}
-	return c
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return CloneMap(v)
-	case []any:
-		if v == nil {
-			return v
-		}
-		c := make([]any, len(v))
-		for i, e := range v {
-			c[i] = cloneValue(e)
-		}
-		return c
-	default:
-		return v
-	}
-}
+func CloneMap(m map[string]any) map[string]any { return clone.Map(m) }
 
 // Timestamp returns t as this package stores times: UTC, nanosecond
 // precision, with the monotonic clock reading stripped, so that it compares

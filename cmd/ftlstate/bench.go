@@ -10,7 +10,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/go-ftl2/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/cmd/ftlstate/internal/bench"
 )
 
 func (a *app) benchCommand() *cobra.Command {

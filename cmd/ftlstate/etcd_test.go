@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-ftl2/ftlstate/etcdbackend"
-	"github.com/go-ftl2/ftlstate/etcdbackend/etcdtest"
+	"github.com/go-ftl2/ftlstate/internal/etcdtest"
 	"github.com/go-ftl2/ftlstate/state"
 )
 

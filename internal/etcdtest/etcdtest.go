@@ -1,7 +1,9 @@
 // Package etcdtest runs real etcd servers (go.etcd.io/etcd/server/v3/embed)
 // inside a test process, on loopback, for the tests of etcdbackend and of
-// the programs that use it. It is not a mock: each member is a complete
-// etcd server with its own data directory, write-ahead log and fsyncs.
+// the CLI. It is not a mock: each member is a complete etcd server with its
+// own data directory, write-ahead log and fsyncs. Only _test.go files
+// import it (internal/layers checks), so that no program built on the
+// library compiles the etcd server.
 //
 // Ports are picked at random among the free ones and data lives in a
 // temporary directory removed by Close. Clients reach each member through

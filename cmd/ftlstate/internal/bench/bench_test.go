@@ -11,37 +11,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/go-ftl2/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/cmd/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/internal/benchkit"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
 )
-
-func TestLatencies_Quantile(t *testing.T) {
-	var l bench.Latencies
-	assert.Zero(t, l.Median())
-	for i := 100; i >= 1; i-- {
-		l = append(l, time.Duration(i))
-	}
-	assert.Equal(t, time.Duration(50), l.Median())
-	assert.Equal(t, time.Duration(99), l.P99())
-	assert.Equal(t, time.Duration(1), l.Quantile(0.001))
-	assert.Equal(t, time.Duration(7), bench.Latencies{7}.P99())
-}
-
-func TestRecords_AreValidAndStable(t *testing.T) {
-	h, err := bench.Host(42).Normalize()
-	require.NoError(t, err)
-	assert.Equal(t, bench.Host(42).Vars, h.Vars, "already normalized")
-	assert.Equal(t, bench.HostName(42), h.Name)
-	require.NoError(t, state.ValidateName(bench.ResourceKey(42)))
-	_, err = bench.Resource(42).Normalize()
-	require.NoError(t, err)
-	assert.Equal(t, bench.RareType, bench.Resource(0).Type)
-	assert.Equal(t, bench.RareType, bench.Resource(bench.RareEvery).Type)
-	assert.NotEqual(t, bench.RareType, bench.Resource(1).Type)
-	assert.Equal(t, 10, bench.RareMatches(100000))
-	assert.Equal(t, 1, bench.RareMatches(200))
-}
 
 func TestBuildBolt_Load(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "s.db")
@@ -52,8 +26,8 @@ func TestBuildBolt_Load(t *testing.T) {
 	hosts, resources := st.Len()
 	assert.Equal(t, 30, hosts)
 	assert.Equal(t, 25, resources)
-	assert.Len(t, st.GetResourcesByType(bench.RareType), bench.RareMatches(25))
-	c, err := bench.Load(st)
+	assert.Len(t, st.GetResourcesByType(benchkit.RareType), benchkit.RareMatches(25))
+	c, err := benchkit.Load(st)
 	require.NoError(t, err)
 	assert.Len(t, c.Hosts, 30)
 	assert.Len(t, c.Resources, 25)
@@ -70,10 +44,10 @@ func TestBuildBolt_Load(t *testing.T) {
 
 func TestDesign_WritesTheWholeDocument(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "state.json")
-	d, err := bench.NewDesign(p, bench.Contents(3, 2))
+	d, err := bench.NewDesign(p, benchkit.Contents(3, 2))
 	require.NoError(t, err)
-	require.NoError(t, d.AddHost(bench.Host(3)))
-	require.NoError(t, d.AddHost(bench.Host(0)), "an update")
+	require.NoError(t, d.AddHost(benchkit.Host(3)))
+	require.NoError(t, d.AddHost(benchkit.Host(0)), "an update")
 	f, err := os.Open(p)
 	require.NoError(t, err)
 	defer f.Close()
@@ -82,31 +56,6 @@ func TestDesign_WritesTheWholeDocument(t *testing.T) {
 	assert.Len(t, c.Hosts, 4)
 	assert.Len(t, c.Resources, 2)
 	assert.NoFileExists(t, p+".tmp", "renamed over the file")
-}
-
-func TestMarshalIndent_SameSizeAsExport(t *testing.T) {
-	c := bench.Contents(50, 50)
-	b, err := bench.MarshalIndent(c)
-	require.NoError(t, err)
-	var n countWriter
-	require.NoError(t, statefile.EncodeContents(&n, c, nil))
-	assert.Equal(t, int64(len(b)), int64(n)-1, "the same document but export's final newline")
-}
-
-type countWriter int64
-
-func (w *countWriter) Write(p []byte) (int, error) { *w += countWriter(len(p)); return len(p), nil }
-
-var sink []byte
-
-func TestPeakHeap_SeesRetainedMemory(t *testing.T) {
-	grew, err := bench.PeakHeap(func() error {
-		sink = make([]byte, 32<<20)
-		return nil
-	})
-	require.NoError(t, err)
-	assert.GreaterOrEqual(t, grew, int64(32<<20))
-	sink = nil
 }
 
 func TestTargets_MissingRowsMiss(t *testing.T) {
@@ -168,17 +117,17 @@ func TestRun_RefusesBadSizes(t *testing.T) {
 // 10k hosts: the baseline the backends' write benchmarks are compared
 // with (boltbackend BenchmarkAddHost, filebackend BenchmarkCommit).
 func BenchmarkDesign_AddHost(b *testing.B) {
-	for _, n := range []int{bench.Small, bench.Medium} {
+	for _, n := range []int{benchkit.Small, benchkit.Medium} {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
-			d, err := bench.NewDesign(filepath.Join(b.TempDir(), "state.json"), bench.Contents(n, 0))
+			d, err := bench.NewDesign(filepath.Join(b.TempDir(), "state.json"), benchkit.Contents(n, 0))
 			if err != nil {
 				b.Fatal(err)
 			}
-			var lat bench.Latencies
+			var lat benchkit.Latencies
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				b.StopTimer()
-				h := bench.Host(n + i)
+				h := benchkit.Host(n + i)
 				b.StartTimer()
 				start := time.Now()
 				if err := d.AddHost(h); err != nil {

@@ -3,8 +3,10 @@
 // fast a big store opens and exports, each beside the disk's fsync floor
 // and beside the design document's whole-file rewrite. Run does all of it
 // in one run (so that ratios hold on a noisy machine) for "ftlstate
-// bench"; the pieces (the records, store builders, Design, Floor,
-// PeakHeap, Latencies) are shared with the packages' go-test benchmarks.
+// bench". It is part of the command: it wires the backends and export
+// together, so it lives under cmd/ftlstate. The pieces every benchmark
+// shares (the records, store builders, Floor, PeakHeap, Latencies) are in
+// internal/benchkit, which imports state only.
 //
 // # Method
 //

@@ -1,11 +1,10 @@
-package bench
+package benchkit
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/go-ftl2/ftlstate/boltbackend"
-	"github.com/go-ftl2/ftlstate/filebackend"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -15,6 +14,12 @@ import (
 const (
 	RareType  = "linode_nodebalancer"
 	RareEvery = 10000
+)
+
+// The fixed store sizes of the write benchmarks, in hosts.
+const (
+	Small  = 1000
+	Medium = 10000
 )
 
 var commonTypes = [...]string{"linode_instance", "linode_ipv4", "dns_record", "linode_volume"}
@@ -82,17 +87,17 @@ func Contents(hosts, resources int) *state.Contents {
 	return c
 }
 
-// buildChunk is the number of records per Update when building a store:
+// FillChunk is the number of records per Update of Fill:
 // large enough that building 200k records takes a few seconds, small
 // enough that one bbolt transaction stays modest.
-const buildChunk = 10000
+const FillChunk = 10000
 
 // Fill adds hosts 0..hosts-1 and resources 0..resources-1 to st, in
-// Updates of buildChunk records.
+// Updates of FillChunk records.
 func Fill(st *state.State, hosts, resources int) error {
-	for start := 0; start < max(hosts, resources); start += buildChunk / 2 {
+	for start := 0; start < max(hosts, resources); start += FillChunk / 2 {
 		err := st.Update(func(tx *state.Tx) error {
-			for i := start; i < start+buildChunk/2; i++ {
+			for i := start; i < start+FillChunk/2; i++ {
 				if i < hosts {
 					if err := tx.AddHost(Host(i)); err != nil {
 						return err
@@ -107,16 +112,16 @@ func Fill(st *state.State, hosts, resources int) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("bench: fill: %w", err)
+			return fmt.Errorf("benchkit: fill: %w", err)
 		}
 	}
 	return nil
 }
 
-// BuildBolt creates the bbolt store path holding hosts 0..hosts-1 and
-// resources 0..resources-1 (see Fill).
-func BuildBolt(path string, hosts, resources int) error {
-	st, err := OpenBolt(path)
+// Build fills the store of b, an opened backend, with hosts 0..hosts-1
+// and resources 0..resources-1 (see Fill), and closes it.
+func Build(b state.Backend, hosts, resources int) error {
+	st, err := state.Open(b)
 	if err != nil {
 		return err
 	}
@@ -127,10 +132,10 @@ func BuildBolt(path string, hosts, resources int) error {
 	return err
 }
 
-// BuildFile creates the state.json store path holding the records of c,
-// in one Replace (one rewrite of the file).
-func BuildFile(path string, c *state.Contents) error {
-	st, err := OpenFile(path)
+// Store replaces what the store of b, an opened backend, holds with c, in
+// one Replace (one write), and closes it.
+func Store(b state.Backend, c *state.Contents) error {
+	st, err := state.Open(b)
 	if err != nil {
 		return err
 	}
@@ -139,28 +144,9 @@ func BuildFile(path string, c *state.Contents) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("bench: build %s: %w", path, err)
+		return fmt.Errorf("benchkit: store: %w", err)
 	}
 	return nil
-}
-
-// OpenBolt opens the bbolt store at path (created if missing) as a State.
-func OpenBolt(path string) (*state.State, error) {
-	b, err := boltbackend.Open(path, nil)
-	if err != nil {
-		return nil, err
-	}
-	return state.Open(b)
-}
-
-// OpenFile opens the state.json store at path (created by the first
-// write if missing) as a State.
-func OpenFile(path string) (*state.State, error) {
-	b, err := filebackend.Open(path, nil)
-	if err != nil {
-		return nil, err
-	}
-	return state.Open(b)
 }
 
 // Load reads the whole store v holds into memory.
@@ -175,7 +161,21 @@ func Load(v state.Viewer) (*state.Contents, error) {
 		return s.Resources(func(k string, r *state.ResourceState) error { c.Resources[k] = r; return nil })
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bench: load: %w", err)
+		return nil, fmt.Errorf("benchkit: load: %w", err)
 	}
 	return c, nil
+}
+
+// marshalDoc is the state.json document for encoding/json.
+type marshalDoc struct {
+	Metadata  state.Metadata                  `json:"metadata"`
+	Hosts     map[string]*state.HostState     `json:"hosts"`
+	Resources map[string]*state.ResourceState `json:"resources"`
+}
+
+// MarshalIndent is export's baseline: encoding/json's MarshalIndent of
+// the whole store c, held in memory, as a state.json document (the same
+// shape and indentation as export writes).
+func MarshalIndent(c *state.Contents) ([]byte, error) {
+	return json.MarshalIndent(&marshalDoc{Metadata: c.Metadata, Hosts: c.Hosts, Resources: c.Resources}, "", "  ")
 }

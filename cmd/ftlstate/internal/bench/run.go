@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/go-ftl2/ftlstate/boltbackend"
 	"github.com/go-ftl2/ftlstate/export"
 	"github.com/go-ftl2/ftlstate/filebackend"
+	"github.com/go-ftl2/ftlstate/internal/benchkit"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -47,12 +47,6 @@ const (
 	MinRecords      = 100
 	MinSamples      = 5
 	MinRuns         = 2
-)
-
-// The fixed store sizes of the write rows, in hosts.
-const (
-	Small  = 1000
-	Medium = 10000
 )
 
 // Row is one measurement.
@@ -213,7 +207,7 @@ type runner struct {
 	dir string
 	rep *Report
 	// floor pools the floor's rounds (floorRounds of them).
-	floor       Latencies
+	floor       benchkit.Latencies
 	floorRounds int
 	// large is the path of the large bbolt store; buildTime is how long
 	// building it took.
@@ -242,7 +236,7 @@ func (r *runner) steps() []step {
 	n := r.cfg.Records
 	return []step{
 		{"bbolt AddHost, 1k hosts: one writer and " + fmt.Sprint(r.cfg.Writers), r.boltSingleAndWriters},
-		{"bbolt AddHost, 10k hosts", func() error { return r.boltAddHost("bbolt.add_host.10k", Medium) }},
+		{"bbolt AddHost, 10k hosts", func() error { return r.boltAddHost("bbolt.add_host.10k", benchkit.Medium) }},
 		{"bbolt raw Put", r.boltRaw},
 		{"bbolt Update of 10", r.boltUpdate10},
 		{"bbolt build " + sizeName(n) + "+" + sizeName(n), r.buildLarge},
@@ -253,14 +247,14 @@ func (r *runner) steps() []step {
 		{"file open", r.fileOpen},
 		{"bbolt AddHost, large store", r.boltAddHostLarge},
 		{"bbolt raw Put, large store", r.boltRawLarge},
-		{"file AddHost, 1k hosts", func() error { return r.fileAddHost("file.add_host.1k", Small) }},
-		{"file AddHost, 10k hosts", func() error { return r.fileAddHost("file.add_host.10k", Medium) }},
-		{"file writers, 1k hosts", func() error { return r.fileWriters("file.writers.1k", Small) }},
-		{"file writers, 10k hosts", func() error { return r.fileWriters("file.writers.10k", Medium) }},
-		{"file Update of 10, 1k hosts", func() error { return r.fileUpdate10("file.update10.1k", Small) }},
-		{"file Update of 10, 10k hosts", func() error { return r.fileUpdate10("file.update10.10k", Medium) }},
-		{"design AddHost, 1k hosts", func() error { return r.design("design.add_host.1k", Small) }},
-		{"design AddHost, 10k hosts", func() error { return r.design("design.add_host.10k", Medium) }},
+		{"file AddHost, 1k hosts", func() error { return r.fileAddHost("file.add_host.1k", benchkit.Small) }},
+		{"file AddHost, 10k hosts", func() error { return r.fileAddHost("file.add_host.10k", benchkit.Medium) }},
+		{"file writers, 1k hosts", func() error { return r.fileWriters("file.writers.1k", benchkit.Small) }},
+		{"file writers, 10k hosts", func() error { return r.fileWriters("file.writers.10k", benchkit.Medium) }},
+		{"file Update of 10, 1k hosts", func() error { return r.fileUpdate10("file.update10.1k", benchkit.Small) }},
+		{"file Update of 10, 10k hosts", func() error { return r.fileUpdate10("file.update10.10k", benchkit.Medium) }},
+		{"design AddHost, 1k hosts", func() error { return r.design("design.add_host.1k", benchkit.Small) }},
+		{"design AddHost, 10k hosts", func() error { return r.design("design.add_host.10k", benchkit.Medium) }},
 	}
 }
 
@@ -272,19 +266,19 @@ func floorRound(d time.Duration, steps int) time.Duration { return d * 2 / time.
 // measureFloor runs one round of the floor; the rounds are pooled in
 // finish.
 func (r *runner) measureFloor(d time.Duration) error {
-	fl, err := NewFloor(r.dir)
+	fl, err := benchkit.NewFloor(r.dir)
 	if err != nil {
 		return err
 	}
 	defer fl.Close()
-	t, err := Loop(r.ctx, d, MinSamples, nil, func(int) error { return fl.Op() })
+	t, err := benchkit.Loop(r.ctx, d, MinSamples, nil, func(int) error { return fl.Op() })
 	r.floor = append(r.floor, t.Lat...)
 	r.floorRounds++
 	return err
 }
 
 // latencyRow fills a row from a timed loop.
-func latencyRow(row *Row, t Timed) *Row {
+func latencyRow(row *Row, t benchkit.Timed) *Row {
 	row.Samples = len(t.Lat)
 	row.OpsPerSec = t.PerSecond()
 	row.MedianNS = int64(t.Lat.Median())
@@ -295,21 +289,21 @@ func latencyRow(row *Row, t Timed) *Row {
 }
 
 // addHostLoop times AddHost of new hosts from..., one at a time, for d.
-func (r *runner) addHostLoop(st *state.State, from int, d time.Duration) (Timed, error) {
+func (r *runner) addHostLoop(st *state.State, from int, d time.Duration) (benchkit.Timed, error) {
 	var h *state.HostState
-	return Loop(r.ctx, d, MinSamples,
-		func(i int) { h = Host(from + i) },
+	return benchkit.Loop(r.ctx, d, MinSamples,
+		func(i int) { h = benchkit.Host(from + i) },
 		func(int) error { return st.AddHost(h) })
 }
 
 // update10Loop times Updates of 5 new hosts and 5 new resources.
-func (r *runner) update10Loop(st *state.State, from int) (Timed, error) {
+func (r *runner) update10Loop(st *state.State, from int) (benchkit.Timed, error) {
 	var hosts [5]*state.HostState
 	var res [5]*state.ResourceState
-	return Loop(r.ctx, r.cfg.Duration, MinSamples,
+	return benchkit.Loop(r.ctx, r.cfg.Duration, MinSamples,
 		func(i int) {
 			for j := range 5 {
-				hosts[j], res[j] = Host(from+5*i+j), Resource(from+5*i+j)
+				hosts[j], res[j] = benchkit.Host(from+5*i+j), benchkit.Resource(from+5*i+j)
 			}
 		},
 		func(i int) error {
@@ -318,7 +312,7 @@ func (r *runner) update10Loop(st *state.State, from int) (Timed, error) {
 					if err := tx.AddHost(hosts[j]); err != nil {
 						return err
 					}
-					if err := tx.AddResource(ResourceKey(from+5*i+j), res[j]); err != nil {
+					if err := tx.AddResource(benchkit.ResourceKey(from+5*i+j), res[j]); err != nil {
 						return err
 					}
 				}
@@ -329,8 +323,8 @@ func (r *runner) update10Loop(st *state.State, from int) (Timed, error) {
 
 // writersLoop runs cfg.Writers goroutines adding new hosts from..., for
 // d.
-func (r *runner) writersLoop(st *state.State, from int, d time.Duration) (Timed, error) {
-	return Concurrent(r.ctx, d, r.cfg.Writers, func(i int) error { return st.AddHost(Host(from + i)) })
+func (r *runner) writersLoop(st *state.State, from int, d time.Duration) (benchkit.Timed, error) {
+	return benchkit.Concurrent(r.ctx, d, r.cfg.Writers, func(i int) error { return st.AddHost(benchkit.Host(from + i)) })
 }
 
 // alternations is the number of rounds in which the one-writer and the
@@ -342,24 +336,24 @@ const alternations = 4
 // writers, each on a store of 1k hosts of its own, in alternating rounds
 // whose results are pooled.
 func (r *runner) boltSingleAndWriters() error {
-	return r.withBolt("single.db", Small, func(single *state.State) error {
-		return r.withBolt("writers.db", Small, func(many *state.State) error {
-			var one, all Timed
+	return r.withBolt("single.db", benchkit.Small, func(single *state.State) error {
+		return r.withBolt("writers.db", benchkit.Small, func(many *state.State) error {
+			var one, all benchkit.Timed
 			d := r.cfg.Duration / alternations
 			for range alternations {
-				t, err := r.addHostLoop(single, Small+len(one.Lat), d)
+				t, err := r.addHostLoop(single, benchkit.Small+len(one.Lat), d)
 				one.Lat, one.Wall = append(one.Lat, t.Lat...), one.Wall+t.Wall
 				if err != nil {
 					return err
 				}
-				t, err = r.writersLoop(many, Small+len(all.Lat), d)
+				t, err = r.writersLoop(many, benchkit.Small+len(all.Lat), d)
 				all.Lat, all.Wall = append(all.Lat, t.Lat...), all.Wall+t.Wall
 				if err != nil {
 					return err
 				}
 			}
-			r.add(latencyRow(&Row{ID: "bbolt.add_host.1k", Backend: "bbolt", Op: "AddHost", Hosts: Small}, one))
-			row := r.add(latencyRow(&Row{ID: "bbolt.writers", Backend: "bbolt", Op: fmt.Sprintf("AddHost, %d writers", r.cfg.Writers), Hosts: Small, throughput: true}, all))
+			r.add(latencyRow(&Row{ID: "bbolt.add_host.1k", Backend: "bbolt", Op: "AddHost", Hosts: benchkit.Small}, one))
+			row := r.add(latencyRow(&Row{ID: "bbolt.writers", Backend: "bbolt", Op: fmt.Sprintf("AddHost, %d writers", r.cfg.Writers), Hosts: benchkit.Small, throughput: true}, all))
 			row.Note = fmt.Sprintf("x floor: wall time per write; %d rounds alternating with the row above", alternations)
 			return nil
 		})
@@ -398,11 +392,11 @@ const rawValue = 250
 // rawPuts times bbolt alone: one db.Update per operation, putting one new
 // key into the bucket "hosts". Its two fdatasyncs (pages, then meta page)
 // are what every bbolt commit pays.
-func (r *runner) rawPuts(db *bolt.DB, from int) (Timed, error) {
+func (r *runner) rawPuts(db *bolt.DB, from int) (benchkit.Timed, error) {
 	val := make([]byte, rawValue)
 	var key []byte
-	return Loop(r.ctx, r.cfg.Duration, MinSamples,
-		func(i int) { key = []byte(HostName(from + i)) },
+	return benchkit.Loop(r.ctx, r.cfg.Duration, MinSamples,
+		func(i int) { key = []byte(benchkit.HostName(from + i)) },
 		func(int) error {
 			return db.Update(func(tx *bolt.Tx) error {
 				b := tx.Bucket([]byte("hosts"))
@@ -432,8 +426,8 @@ func (r *runner) boltRaw() error {
 			return err
 		}
 		val := make([]byte, rawValue)
-		for i := range Small {
-			if err := bk.Put([]byte(HostName(i)), val); err != nil {
+		for i := range benchkit.Small {
+			if err := bk.Put([]byte(benchkit.HostName(i)), val); err != nil {
 				return err
 			}
 		}
@@ -442,8 +436,8 @@ func (r *runner) boltRaw() error {
 	if err != nil {
 		return err
 	}
-	t, err := r.rawPuts(db, Small)
-	row := r.add(latencyRow(&Row{ID: "bbolt.raw_put.1k", Backend: "bbolt", Op: "raw bbolt db.Update, one Put", Hosts: Small}, t))
+	t, err := r.rawPuts(db, benchkit.Small)
+	row := r.add(latencyRow(&Row{ID: "bbolt.raw_put.1k", Backend: "bbolt", Op: "raw bbolt db.Update, one Put", Hosts: benchkit.Small}, t))
 	row.Note = "bbolt alone: 2 fdatasyncs"
 	return err
 }
@@ -465,9 +459,9 @@ func (r *runner) boltRawLarge() error {
 }
 
 func (r *runner) boltUpdate10() error {
-	return r.withBolt("update10.db", Small, func(st *state.State) error {
-		t, err := r.update10Loop(st, Small)
-		r.add(latencyRow(&Row{ID: "bbolt.update10", Backend: "bbolt", Op: "Update of 10 changes", Hosts: Small}, t))
+	return r.withBolt("update10.db", benchkit.Small, func(st *state.State) error {
+		t, err := r.update10Loop(st, benchkit.Small)
+		r.add(latencyRow(&Row{ID: "bbolt.update10", Backend: "bbolt", Op: "Update of 10 changes", Hosts: benchkit.Small}, t))
 		return err
 	})
 }
@@ -485,8 +479,8 @@ func (r *runner) buildLarge() error {
 // repeat times fn, which returns the time of the part that counts, at
 // least MinRuns times and until the duration has passed. It collects
 // garbage before each run, outside the clock.
-func (r *runner) repeat(fn func() (time.Duration, error)) (Timed, error) {
-	var t Timed
+func (r *runner) repeat(fn func() (time.Duration, error)) (benchkit.Timed, error) {
+	var t benchkit.Timed
 	begin := time.Now()
 	for len(t.Lat) < MinRuns || time.Since(begin) < r.cfg.Duration {
 		if err := r.ctx.Err(); err != nil {
@@ -526,7 +520,7 @@ func (r *runner) boltLarge() error {
 		return d, err
 	})
 	row := r.add(latencyRow(&Row{ID: "bbolt.open", Backend: "bbolt", Op: "Open (state.Open: load all)", Hosts: n, Resources: n, Bytes: fileSize(r.large)}, t))
-	row.Note = fmt.Sprintf("built in %s (Updates of %d)", FormatDuration(r.buildTime), buildChunk)
+	row.Note = fmt.Sprintf("built in %s (Updates of %d)", FormatDuration(r.buildTime), benchkit.FillChunk)
 	if err != nil {
 		if st != nil {
 			st.Close()
@@ -536,8 +530,8 @@ func (r *runner) boltLarge() error {
 	defer st.Close()
 
 	var name string
-	t, err = Loop(r.ctx, r.cfg.Duration, MinSamples,
-		func(i int) { name = HostName(i * 7919 % n) },
+	t, err = benchkit.Loop(r.ctx, r.cfg.Duration, MinSamples,
+		func(i int) { name = benchkit.HostName(i * 7919 % n) },
 		func(int) error {
 			if _, ok := st.GetHost(name); !ok {
 				return fmt.Errorf("GetHost(%q): missing", name)
@@ -549,9 +543,9 @@ func (r *runner) boltLarge() error {
 		return err
 	}
 
-	want := RareMatches(n)
-	t, err = Loop(r.ctx, r.cfg.Duration, MinSamples, nil, func(int) error {
-		if got := len(st.GetResourcesByType(RareType)); got != want {
+	want := benchkit.RareMatches(n)
+	t, err = benchkit.Loop(r.ctx, r.cfg.Duration, MinSamples, nil, func(int) error {
+		if got := len(st.GetResourcesByType(benchkit.RareType)); got != want {
 			return fmt.Errorf("GetResourcesByType: %d matches, want %d", got, want)
 		}
 		return nil
@@ -608,7 +602,7 @@ func (r *runner) export(id string, n int) error {
 	if err != nil {
 		return err
 	}
-	peak, err := PeakHeap(func() error { return export.Write(io.Discard, b, nil) })
+	peak, err := benchkit.PeakHeap(func() error { return export.Write(io.Discard, b, nil) })
 	row := r.add(latencyRow(&Row{ID: id, Backend: "bbolt", Op: "export (state.json)", Hosts: n, Resources: n, Bytes: size, PeakHeapBytes: peak}, t))
 	row.MBPerSec = mbps(size, row.MedianNS)
 	return err
@@ -621,33 +615,19 @@ func mbps(size, ns int64) float64 {
 	return float64(size) / 1e6 / (float64(ns) / 1e9)
 }
 
-// marshalDoc is the state.json document for encoding/json.
-type marshalDoc struct {
-	Metadata  state.Metadata                  `json:"metadata"`
-	Hosts     map[string]*state.HostState     `json:"hosts"`
-	Resources map[string]*state.ResourceState `json:"resources"`
-}
-
-// MarshalIndent is export's baseline: encoding/json's MarshalIndent of
-// the whole store c, held in memory, as a state.json document (the same
-// shape and indentation as export writes).
-func MarshalIndent(c *state.Contents) ([]byte, error) {
-	return json.MarshalIndent(&marshalDoc{Metadata: c.Metadata, Hosts: c.Hosts, Resources: c.Resources}, "", "  ")
-}
-
 // marshal times json.MarshalIndent of c, the baseline of export.
 func (r *runner) marshal(id string, c *state.Contents) error {
 	var size int64
 	t, err := r.repeat(func() (time.Duration, error) {
 		start := time.Now()
-		b, err := MarshalIndent(c)
+		b, err := benchkit.MarshalIndent(c)
 		size = int64(len(b))
 		return time.Since(start), err
 	})
 	if err != nil {
 		return err
 	}
-	peak, err := PeakHeap(func() error { _, err := MarshalIndent(c); return err })
+	peak, err := benchkit.PeakHeap(func() error { _, err := benchkit.MarshalIndent(c); return err })
 	row := r.add(latencyRow(&Row{ID: id, Backend: "encoding/json", Op: "MarshalIndent, in memory", Hosts: len(c.Hosts), Resources: len(c.Resources), Bytes: size, PeakHeapBytes: peak}, t))
 	row.MBPerSec = mbps(size, row.MedianNS)
 	row.Note = "export's baseline"
@@ -661,7 +641,7 @@ func (r *runner) marshalLarge() error {
 	if err != nil {
 		return err
 	}
-	c, err := Load(b)
+	c, err := benchkit.Load(b)
 	b.Close()
 	if err != nil {
 		return err
@@ -717,7 +697,7 @@ func (r *runner) fileOpen() error {
 // withFile builds a state.json store of hosts hosts and opens it.
 func (r *runner) withFile(name string, hosts int, fn func(st *state.State) error) error {
 	p := r.path(name)
-	if err := BuildFile(p, Contents(hosts, 0)); err != nil {
+	if err := BuildFile(p, benchkit.Contents(hosts, 0)); err != nil {
 		return err
 	}
 	st, err := OpenFile(p)
@@ -759,16 +739,24 @@ func (r *runner) fileUpdate10(id string, hosts int) error {
 
 func (r *runner) design(id string, hosts int) error {
 	p := r.path(id + ".json")
-	d, err := NewDesign(p, Contents(hosts, 0))
+	d, err := NewDesign(p, benchkit.Contents(hosts, 0))
 	if err != nil {
 		return err
 	}
 	defer os.Remove(p)
 	var h *state.HostState
-	t, err := Loop(r.ctx, r.cfg.Duration, MinSamples,
-		func(i int) { h = Host(hosts + i) },
+	t, err := benchkit.Loop(r.ctx, r.cfg.Duration, MinSamples,
+		func(i int) { h = benchkit.Host(hosts + i) },
 		func(int) error { return d.AddHost(h) })
 	row := r.add(latencyRow(&Row{ID: id, Backend: "design", Op: "AddHost (whole-file rewrite)", Hosts: hosts}, t))
 	row.Note = "no fsync"
 	return err
+}
+
+// countWriter counts the bytes written to it and discards them.
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
 }

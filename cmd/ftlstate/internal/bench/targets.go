@@ -5,12 +5,14 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/go-ftl2/ftlstate/internal/benchkit"
 )
 
 // finish adds the floor row (the pooled rounds) first, each row's ratio to
 // it, and the targets.
 func (r *runner) finish() {
-	floor := latencyRow(&Row{ID: "floor", Backend: "disk", Op: "4 KiB write + fsync"}, Timed{Lat: r.floor, Wall: sum(r.floor)})
+	floor := latencyRow(&Row{ID: "floor", Backend: "disk", Op: "4 KiB write + fsync"}, benchkit.Timed{Lat: r.floor, Wall: sum(r.floor)})
 	floor.Note = fmt.Sprintf("%d rounds through the run, pooled", r.floorRounds)
 	r.rep.Rows = slices.Insert(r.rep.Rows, 0, floor)
 	for _, row := range r.rep.Rows {
@@ -19,7 +21,7 @@ func (r *runner) finish() {
 	r.rep.Targets = Targets(r.rep)
 }
 
-func sum(l Latencies) time.Duration {
+func sum(l benchkit.Latencies) time.Duration {
 	var s time.Duration
 	for _, d := range l {
 		s += d

@@ -1,4 +1,4 @@
-package bench
+package benchkit
 
 import (
 	"context"
@@ -216,12 +216,4 @@ func PeakHeap(fn func() error) (int64, error) {
 	close(stop)
 	peak := max(<-result, end)
 	return int64(peak) - int64(base), err
-}
-
-// countWriter counts the bytes written to it and discards them.
-type countWriter struct{ n int64 }
-
-func (w *countWriter) Write(p []byte) (int, error) {
-	w.n += int64(len(p))
-	return len(p), nil
 }

@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/go-ftl2/ftlstate/etcdbackend/etcdtest"
+	"github.com/go-ftl2/ftlstate/internal/etcdtest"
 )
 
 func TestCluster_StopRestart(t *testing.T) {
