@@ -71,8 +71,8 @@ func (s *State) Replace(c *Contents, force bool) error {
 
 	s.gate.Lock()
 	defer s.gate.Unlock()
-	if s.isClosed() {
-		return fmt.Errorf("state: %w", ErrClosed)
+	if err := s.writable(); err != nil {
+		return err
 	}
 	s.mu.RLock()
 	cur := s.meta
@@ -106,7 +106,7 @@ func (s *State) Replace(c *Contents, force bool) error {
 	}
 	got, err := s.b.Commit(&Batch{Changes: changes, Time: now, Replace: &meta})
 	if err != nil {
-		return fmt.Errorf("state: replace: %w", err)
+		return fmt.Errorf("state: replace: %w", s.commitErr(err))
 	}
 
 	s.mu.Lock()
@@ -116,6 +116,8 @@ func (s *State) Replace(c *Contents, force bool) error {
 	s.resources = make(map[string]*ResourceState, len(cc.Resources))
 	s.byType = make(map[string]map[string]struct{})
 	s.apply(changes)
+	// No write is in flight (the gate is held): later serials follow got.
+	s.pub.reset(got.Serial)
 	return nil
 }
 

@@ -43,7 +43,16 @@
 // A write (AddHost, RemoveHost, AddResource, RemoveResource, Update,
 // Replace) returns nil only once its backend reports the change stored
 // durably. When it returns an error nothing of it is visible, in memory or
-// in storage.
+// in storage, with one exception: an error matching ErrOutcomeUnknown
+// means the backend cannot tell whether the change was stored (an fsync
+// failed after the new data became visible). The change is then not in
+// memory, and the State refuses every later write, saying why, until the
+// store is closed and reopened, which shows what it holds.
+//
+// Committed writes become visible in memory in the order of their serials
+// (Metadata.Serial), even when the backend's group commit wakes their
+// goroutines in another order: a snapshot (View, and so an export) that
+// shows serial N also shows every earlier write of this State.
 //
 // # Metadata
 //

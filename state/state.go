@@ -24,10 +24,15 @@ type State struct {
 	// keys serializes writes of the same record; writes of different
 	// records run (and reach the backend) concurrently.
 	keys keyLocks
+	// pub makes committed writes visible in memory in serial order.
+	pub publisher
 
 	mu sync.RWMutex // guards the fields below; never held across a backend call
 	// closed is set by Close.
 	closed bool
+	// unknown is the error of a write whose outcome the backend could not
+	// tell (ErrOutcomeUnknown); once set, every write is refused.
+	unknown error
 	// meta is the metadata as of the newest committed batch.
 	meta Metadata
 	// hosts and resources hold immutable records: a change replaces the
@@ -71,6 +76,7 @@ func Open(b Backend) (*State, error) {
 		b.Close()
 		return nil, fmt.Errorf("state: load: %w", err)
 	}
+	s.pub.reset(s.meta.Serial)
 	return s, nil
 }
 
@@ -329,8 +335,8 @@ func hostErr(h *HostState, err error) error {
 func (s *State) write(changes []Change) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
-	if s.isClosed() {
-		return fmt.Errorf("state: %w", ErrClosed)
+	if err := s.writable(); err != nil {
+		return err
 	}
 	defer s.keys.lock(changes)()
 
@@ -365,18 +371,53 @@ func (s *State) write(changes []Change) error {
 		return nil
 	}
 
+	ticket := s.pub.enter()
 	meta, err := s.b.Commit(&Batch{Changes: effective, Time: now})
 	if err != nil {
-		return fmt.Errorf("state: commit: %w", err)
+		s.pub.leave(ticket, s.publishLocked)
+		return s.commitErr(err)
 	}
+	s.pub.publish(ticket, effective, meta, s.publishLocked)
+	return nil
+}
 
+// writable returns nil when the State may write: it is open, and no
+// earlier write ended with an unknown outcome.
+func (s *State) writable() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	switch {
+	case s.closed:
+		return fmt.Errorf("state: %w", ErrClosed)
+	case s.unknown != nil:
+		return fmt.Errorf("state: writes are refused until the store is closed and reopened, because an earlier write's outcome is unknown: %w", s.unknown)
+	}
+	return nil
+}
+
+// commitErr wraps an error of Backend.Commit. An unknown outcome (the
+// change may or may not be stored) makes the State refuse every later
+// write: only reopening the store tells what it holds.
+func (s *State) commitErr(err error) error {
+	if errors.Is(err, ErrOutcomeUnknown) {
+		s.mu.Lock()
+		if s.unknown == nil {
+			s.unknown = err
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("state: commit: the change may or may not be stored; writes are refused until the store is reopened: %w", err)
+	}
+	return fmt.Errorf("state: commit: %w", err)
+}
+
+// publishLocked makes one committed write visible; s.pub.mu is held.
+func (s *State) publishLocked(changes []Change, meta Metadata) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.apply(effective)
+	s.apply(changes)
 	if meta.Serial > s.meta.Serial {
 		s.meta = meta
 	}
-	return nil
 }
 
 // apply changes memory; s.mu must be held.

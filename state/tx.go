@@ -25,8 +25,8 @@ type Tx struct {
 // not isolated: another goroutine may change a record fn read but did not
 // write before the batch commits.
 func (s *State) Update(fn func(tx *Tx) error) error {
-	if s.isClosed() {
-		return fmt.Errorf("state: %w", ErrClosed)
+	if err := s.writable(); err != nil {
+		return err
 	}
 	tx := &Tx{s: s, at: make(map[recordID]int)}
 	err := fn(tx)
