@@ -83,8 +83,9 @@ type Backend struct {
 	// queue feeds the committer goroutine; done is closed when it exits.
 	queue chan *request
 	done  chan struct{}
-	// broken, once set, is returned by every later Commit: a commit
-	// failed in a way that leaves the store's content unknown to us.
+	// broken, once set, is returned by every later operation: a commit
+	// failed in a way that leaves the store's content unknown to us (it
+	// matches state.ErrOutcomeUnknown).
 	broken atomic.Pointer[error]
 	// writeTxns counts committed write transactions.
 	writeTxns atomic.Uint64
@@ -384,6 +385,20 @@ func (b *Backend) StaleLock() *state.LockInfo {
 	}
 	c := *b.stale
 	return &c
+}
+
+// enter registers an operation (b.ops.Leave ends it). It fails after
+// Close, and after a commit whose outcome is unknown (see Commit): bbolt's
+// pages may then hold what is not on disk.
+func (b *Backend) enter() error {
+	if !b.ops.Enter() {
+		return b.errClosed()
+	}
+	if p := b.broken.Load(); p != nil {
+		b.ops.Leave()
+		return *p
+	}
+	return nil
 }
 
 // errClosed is the error of an operation on a closed Backend.

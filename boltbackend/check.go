@@ -32,8 +32,8 @@ import (
 // read transaction. Other errors (a closed Backend) are returned as they
 // are.
 func (b *Backend) Check() error {
-	if !b.ops.Enter() {
-		return b.errClosed()
+	if err := b.enter(); err != nil {
+		return err
 	}
 	defer b.ops.Leave()
 	c := &checker{state.CheckError{Path: b.path}}

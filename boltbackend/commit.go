@@ -50,12 +50,14 @@ func indexKey(typ string, key []byte) []byte {
 // transaction was committing in one bbolt transaction; Commit returns
 // once that transaction is on disk (fsync'ed). A batch that fails inside
 // the transaction (a full disk, a damaged record) is retried alone, so it
-// fails alone. After a commit failure whose outcome bbolt leaves unknown
-// (its final sync failed after the new meta page was written) every later
-// Commit fails: reopen the store.
+// fails alone. A commit failure whose outcome bbolt leaves unknown (its
+// final sync failed after the new meta page was written, or bbolt
+// panicked) gives an error matching state.ErrOutcomeUnknown, and so does
+// every later Commit and View: the pages bbolt would serve may not be on
+// disk. Reopening the store reads what is.
 func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
-	if !b.ops.Enter() {
-		return state.Metadata{}, b.errClosed()
+	if err := b.enter(); err != nil {
+		return state.Metadata{}, err
 	}
 	defer b.ops.Leave()
 	if b.readOnly {
@@ -226,7 +228,8 @@ func (b *Backend) txn(group []*request) error {
 	// what is on disk is then unknown to us. A panic leaves bbolt's state
 	// unknown too. Refuse further writes; reopening reads what is there.
 	if fault != nil || (txid != 0 && b.committedSince(txid)) {
-		broken := fmt.Errorf("boltbackend: %s: a failed commit left the store in an unknown state, close and reopen it: %w", b.path, err)
+		broken := fmt.Errorf("boltbackend: %s: %w: a failed commit may or may not be stored; reads and writes are refused until the store is reopened: %w",
+			b.path, state.ErrOutcomeUnknown, err)
 		b.broken.Store(&broken)
 		return broken
 	}

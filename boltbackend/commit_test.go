@@ -336,8 +336,9 @@ func TestView_SnapshotUnusableAfterView(t *testing.T) {
 
 // TestCommit_UnknownOutcomeStopsWrites simulates a commit that bbolt
 // reports failed after writing the new meta page (its last fsync
-// failed): the outcome is unknown, so that Commit and every later one
-// fail until the store is reopened; reopening reads what is there.
+// failed): the outcome is unknown (state.ErrOutcomeUnknown), so that
+// Commit and every later Commit and View fail until the store is
+// reopened; reopening reads what is there.
 func TestCommit_UnknownOutcomeStopsWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	b, err := boltbackend.Open(path, nil)
@@ -356,15 +357,14 @@ func TestCommit_UnknownOutcomeStopsWrites(t *testing.T) {
 	}})
 	_, err = b.Commit(hostBatch("unknown"))
 	require.ErrorIs(t, err, errSync)
-	assert.Contains(t, err.Error(), "unknown state")
+	require.ErrorIs(t, err, state.ErrOutcomeUnknown)
+	assert.Contains(t, err.Error(), "may or may not be stored")
 	_, err = b.Commit(hostBatch("later"))
 	require.ErrorIs(t, err, errSync, "every later commit fails")
+	require.ErrorIs(t, err, state.ErrOutcomeUnknown)
 	assert.Contains(t, err.Error(), "reopen")
-	require.NoError(t, b.View(func(s state.Snapshot) error {
-		_, ok, err := s.Host("acked")
-		assert.True(t, ok, "reads go on")
-		return err
-	}))
+	err = b.View(func(s state.Snapshot) error { return nil })
+	require.ErrorIs(t, err, state.ErrOutcomeUnknown, "no View serves what may not be on disk")
 	require.NoError(t, b.Close())
 
 	b = openTB(t, path, nil)

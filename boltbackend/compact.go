@@ -29,8 +29,8 @@ const compactTxSize = 64 << 20
 // fs.ErrExist); to compact a store in place, compact it to a new name,
 // close it, and rename the copy over it.
 func (b *Backend) Compact(dst string) error {
-	if !b.ops.Enter() {
-		return b.errClosed()
+	if err := b.enter(); err != nil {
+		return err
 	}
 	defer b.ops.Leave()
 	if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {

@@ -97,8 +97,10 @@
 //     (bbolt surgery meta validate, bbolt surgery meta update).
 //   - If bbolt's final fsync fails after it wrote the new meta page, the
 //     outcome of that commit is unknown (it may or may not be on disk):
-//     the Commit fails, and so does every later Commit of this Backend,
-//     until it is closed and the store reopened.
+//     the Commit fails with an error matching state.ErrOutcomeUnknown,
+//     and so does every later Commit and View of this Backend (bbolt's
+//     page cache may hold pages that are not on disk), until it is closed
+//     and the store reopened, which reads what is there.
 //   - Locking relies on flock(2): a store on a network file system may
 //     not be protected against another machine.
 package boltbackend

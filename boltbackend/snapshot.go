@@ -18,8 +18,8 @@ import (
 // bucket and key. Long Views hold pages that writers cannot reuse, so
 // the file may grow while they run.
 func (b *Backend) View(fn func(state.Snapshot) error) error {
-	if !b.ops.Enter() {
-		return b.errClosed()
+	if err := b.enter(); err != nil {
+		return err
 	}
 	defer b.ops.Leave()
 	return b.db.View(func(tx *bolt.Tx) error {

@@ -67,9 +67,11 @@
 //   - Memory: the records, plus the encoding of each (kept between
 //     rewrites so that a rewrite encodes only the records that changed),
 //     about the size of the file again.
-//   - If the rename succeeds but the directory fsync fails, Commit reports
-//     the error although the new file is in place; the next successful
-//     commit rewrites the file from memory, without the failed batches.
+//   - If the rename succeeds but the directory fsync fails, the new file is
+//     in place but may not survive a crash: the outcome is unknown, and
+//     Commit fails with an error matching state.ErrOutcomeUnknown. So do
+//     every later Commit and View of this Backend, until it is closed and
+//     the store reopened, which reads what the file holds.
 //   - A symbolic link at PATH is followed once, at Open: the lock and the
 //     writes go to its target.
 //   - The lock is advisory: a process that writes PATH without this

@@ -59,6 +59,11 @@ type Backend struct {
 	cur atomic.Pointer[state.Contents]
 	// rewrites counts rewrites attempted (tests and benchmarks read it).
 	rewrites atomic.Int64
+	// broken, once set, is returned by every later Commit, View and
+	// Check: a rewrite put its file in place but could not make that
+	// durable, so what the store holds is unknown (it matches
+	// state.ErrOutcomeUnknown).
+	broken atomic.Pointer[error]
 
 	mu sync.Mutex // guards the fields below
 	// wake signals the writer goroutine that queue or closed changed.
@@ -276,6 +281,9 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 	if b.isClosed() {
 		return b.errClosed()
 	}
+	if p := b.broken.Load(); p != nil {
+		return *p
+	}
 	return fn(state.NewSnapshot(b.cur.Load()))
 }
 
@@ -292,6 +300,10 @@ func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
 	case b.readOnly:
 		b.mu.Unlock()
 		return state.Metadata{}, fmt.Errorf("filebackend: %s: opened read-only: %w", b.path, state.ErrReadOnly)
+	}
+	if p := b.broken.Load(); p != nil {
+		b.mu.Unlock()
+		return state.Metadata{}, *p
 	}
 	b.queue = append(b.queue, p)
 	b.wake.Signal()
@@ -383,17 +395,30 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 	if len(applied) == 0 {
 		return
 	}
-	err := b.rewrite(next, h)
-	if err == nil {
-		b.cur.Store(next)
-		if !b.cleaned {
-			b.cleaned = true
-			b.removeLeftovers()
+	var err error
+	switch p := b.broken.Load(); {
+	case p != nil:
+		err = *p
+	default:
+		err = b.rewrite(next, h)
+		switch {
+		case err == nil:
+			b.cur.Store(next)
+			if !b.cleaned {
+				b.cleaned = true
+				b.removeLeftovers()
+			}
+		case errors.Is(err, atomicfile.ErrNotDurable):
+			err = fmt.Errorf("filebackend: %s: %w: %w; the batches of this rewrite may or may not survive a crash, and reads and writes are refused until the store is reopened",
+				b.path, state.ErrOutcomeUnknown, err)
+			b.broken.Store(&err)
+		default:
+			err = fmt.Errorf("filebackend: %s: %w", b.path, err)
 		}
 	}
 	for _, p := range applied {
 		if err != nil {
-			p.meta, p.err = state.Metadata{}, fmt.Errorf("filebackend: %s: %w", b.path, err)
+			p.meta, p.err = state.Metadata{}, err
 		}
 		close(p.done)
 	}
@@ -440,6 +465,9 @@ func (b *Backend) removeLeftovers() {
 func (b *Backend) Check() error {
 	if b.isClosed() {
 		return b.errClosed()
+	}
+	if p := b.broken.Load(); p != nil {
+		return *p
 	}
 	b.wmu.Lock()
 	defer b.wmu.Unlock()

@@ -7,6 +7,7 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -54,7 +55,8 @@ type Options struct {
 
 // Write replaces path with what write produces (see the package
 // documentation). write's errors, and the steps', are returned unchanged;
-// until the rename, a failure leaves path as it was and no temp file.
+// until the rename, a failure leaves path as it was and no temp file. A
+// failure after the rename matches ErrNotDurable.
 func Write(path string, opts *Options, write func(w io.Writer) error) (err error) {
 	var o Options
 	if opts != nil {
@@ -110,24 +112,45 @@ func Write(path string, opts *Options, write func(w io.Writer) error) (err error
 	if err := f.Sync(); err != nil {
 		return err
 	}
+	written, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	if err := step("close"); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := step("rename"); err != nil {
-		return err
+	err = step("rename")
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err != nil {
+		// A rename that reports failure may have happened all the same
+		// (an I/O error after the directory changed): ask the file system.
+		if fi, serr := os.Lstat(path); serr == nil && os.SameFile(fi, written) {
+			renamed = true
+			return fmt.Errorf("%w: %w", ErrNotDurable, err)
+		}
 		return err
 	}
 	renamed = true
-	if err := step("syncdir"); err != nil {
-		return err
+	err = step("syncdir")
+	if err == nil {
+		err = SyncDir(dir)
 	}
-	return SyncDir(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
+
+// ErrNotDurable is matched by a Write error after the new file took
+// path's place: the rename happened, but making it durable (the directory
+// fsync) failed, so after a crash path may hold the old content or the
+// new. The outcome of the write is unknown.
+var ErrNotDurable = errors.New("the new file is in place, but not durably")
 
 // Copy replaces dst with a copy of src (see Write); dst keeps src's mode
 // when dst is new.

@@ -141,3 +141,34 @@ func TestCopyAndIsTemp(t *testing.T) {
 		assert.Equal(t, want, atomicfile.IsTemp(src, name), name)
 	}
 }
+
+// TestWrite_NotDurableAfterRename: once the new file is in place, a
+// failure to make that durable is not "failed, nothing changed": it
+// matches ErrNotDurable (the outcome is unknown), and failures before the
+// rename do not.
+func TestWrite_NotDurableAfterRename(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "out.json")
+	require.NoError(t, os.WriteFile(p, []byte("old"), 0o600))
+	eio := &os.PathError{Op: "fsync", Path: filepath.Dir(p), Err: syscall.EIO}
+	err := writeString(p, &atomicfile.Options{Step: func(s string) error {
+		if s == "syncdir" {
+			return eio
+		}
+		return nil
+	}}, "new")
+	require.ErrorIs(t, err, atomicfile.ErrNotDurable)
+	require.ErrorIs(t, err, syscall.EIO)
+	b, _ := os.ReadFile(p)
+	assert.Equal(t, "new", string(b))
+
+	for _, step := range []string{"create", "sync", "close", "rename"} {
+		err := writeString(p, &atomicfile.Options{Step: func(s string) error {
+			if s == step {
+				return eio
+			}
+			return nil
+		}}, "newer")
+		require.ErrorIs(t, err, syscall.EIO)
+		assert.NotErrorIs(t, err, atomicfile.ErrNotDurable, "a failure at %s changed nothing", step)
+	}
+}
