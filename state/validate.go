@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"slices"
@@ -230,6 +231,11 @@ type normalizer struct {
 	onPath []uintptr
 }
 
+// maxPathElems bounds the elements a path shows: a deep path (one too
+// deep for the model has MaxValueDepth of them) shows its first and last
+// few, so that the error stays readable on one line.
+const maxPathElems = 12
+
 func (n *normalizer) pathString() string {
 	parts := make([]string, 0, len(n.path)+1)
 	if n.root != "" {
@@ -241,6 +247,12 @@ func (n *normalizer) pathString() string {
 		} else {
 			parts = append(parts, PathKey(e.key))
 		}
+	}
+	if len(parts) > maxPathElems {
+		const tail = 2
+		head := parts[:maxPathElems-tail-1]
+		more := fmt.Sprintf("...(%d more)...", len(parts)-len(head)-tail)
+		parts = append(append(head, more), parts[len(parts)-tail:]...)
 	}
 	return strings.Join(parts, ".")
 }
@@ -343,23 +355,63 @@ func (n *normalizer) float(f float64) (any, error) {
 	return f, nil
 }
 
-func uinteger(u uint64) any {
+// uinteger returns u as int64 when it fits. Above math.MaxInt64 it
+// becomes a float64 only when that keeps it exactly, digit for digit in
+// its JSON form (10000000000000000000); otherwise it is refused: a float64
+// would silently change it.
+func (n *normalizer) uinteger(u uint64) (any, error) {
 	if u <= math.MaxInt64 {
-		return int64(u)
+		return int64(u), nil
 	}
-	return float64(u)
+	return n.bigInteger(strconv.FormatUint(u, 10), float64(u))
 }
 
-// number parses a JSON number literal into int64 or float64.
+// bigInteger checks an integer outside int64's range, written as the
+// decimal digits s, whose nearest float64 is f: f is kept when its JSON
+// form is s again, so that nothing changes; otherwise the integer is
+// refused.
+func (n *normalizer) bigInteger(s string, f float64) (any, error) {
+	if math.IsInf(f, 0) {
+		return nil, n.fieldErr("integer %s is outside the int64 range (and the float64 range)", truncate(s))
+	}
+	if got := strconv.FormatFloat(f, 'f', -1, 64); got != s {
+		return nil, n.fieldErr("integer %s is outside the int64 range; as a float64 it would change to %s", truncate(s), truncate(got))
+	}
+	return f, nil
+}
+
+// number parses a JSON number literal into int64 or float64. What would
+// change is refused, never stored silently changed: an integer literal
+// (no fraction, no exponent) outside int64's range that a float64 does not
+// hold exactly (see bigInteger), a literal beyond float64's range (1e400),
+// and a non-zero literal that underflows to zero (1e-400).
 func (n *normalizer) number(s string) (any, error) {
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+	i, err := strconv.ParseInt(s, 10, 64)
+	if err == nil {
 		return i, nil
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return nil, n.fieldErr("number %s out of range", truncate(s))
+	f, ferr := strconv.ParseFloat(s, 64)
+	if errors.Is(err, strconv.ErrRange) && !strings.ContainsAny(s, ".eE") {
+		return n.bigInteger(s, f)
+	}
+	switch {
+	case errors.Is(ferr, strconv.ErrRange) && f != 0:
+		return nil, n.fieldErr("number %s is outside the float64 range", truncate(s))
+	case ferr != nil:
+		return nil, n.fieldErr("not a number: %s", truncate(s))
+	case f == 0 && nonZeroMantissa(s):
+		return nil, n.fieldErr("number %s is too small for a float64 (it would be stored as 0)", truncate(s))
 	}
 	return n.float(f)
+}
+
+// nonZeroMantissa reports whether the number literal s has a non-zero
+// digit before its exponent.
+func nonZeroMantissa(s string) bool {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ContainsAny(s, "123456789")
 }
 
 func truncate(s string) string {
@@ -396,7 +448,7 @@ func (n *normalizer) value(v any, depth int) (any, error) {
 	case int32:
 		return int64(v), nil
 	case uint:
-		return uinteger(uint64(v)), nil
+		return n.uinteger(uint64(v))
 	case uint8:
 		return int64(v), nil
 	case uint16:
@@ -404,7 +456,7 @@ func (n *normalizer) value(v any, depth int) (any, error) {
 	case uint32:
 		return int64(v), nil
 	case uint64:
-		return uinteger(v), nil
+		return n.uinteger(v)
 	case float64:
 		return n.float(v)
 	case float32:
@@ -471,7 +523,7 @@ func (n *normalizer) reflectValue(rv reflect.Value, depth int) (any, error) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return rv.Int(), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return uinteger(rv.Uint()), nil
+		return n.uinteger(rv.Uint())
 	case reflect.Float32, reflect.Float64:
 		return n.float(rv.Float())
 	case reflect.Slice:
@@ -532,7 +584,15 @@ func (n *normalizer) reflectValue(rv reflect.Value, depth int) (any, error) {
 // viaJSON converts a value that has its own JSON form by marshalling it and
 // decoding the result.
 func (n *normalizer) viaJSON(v any, depth int) (any, error) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if m, ok := v.(json.Marshaler); ok && !nilPointer(v) {
+		// Called directly: json.Marshal would check the result with its
+		// own depth limit, which is not the model's.
+		b, err = m.MarshalJSON()
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		msg := err.Error()
 		var ute *json.UnsupportedTypeError
@@ -547,9 +607,101 @@ func (n *normalizer) viaJSON(v any, depth int) (any, error) {
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
-	var out any
-	if err := d.Decode(&out); err != nil {
+	out, err := n.jsonValue(d, depth)
+	if err != nil {
+		if fe, ok := err.(*FieldError); ok {
+			return nil, fe
+		}
 		return nil, &FieldError{Path: n.pathString(), Msg: err.Error()}
 	}
-	return n.value(out, depth)
+	return out, nil
+}
+
+func nilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// ParseJSON parses text, one JSON value, into the value model: the value
+// NormalizeValue gives for what encoding/json decodes from text (with
+// UseNumber), under the same rules and with the same errors, whatever the
+// path a value comes in by. Nesting deeper than MaxValueDepth is refused
+// as soon as it is reached, however deep the text goes (encoding/json's
+// own limit, 10000 levels, is never met). Text that is not one JSON value
+// gives an error that is not a *FieldError (*json.SyntaxError, or
+// io.ErrUnexpectedEOF for truncated text); a JSON value the model refuses
+// (too deep, a number out of range, invalid UTF-8) gives a *FieldError
+// matching ErrInvalid, whose path is relative to the value.
+func ParseJSON(text []byte) (any, error) {
+	if !utf8.Valid(text) {
+		return nil, &FieldError{Msg: "not valid UTF-8"}
+	}
+	d := json.NewDecoder(bytes.NewReader(text))
+	d.UseNumber()
+	var n normalizer
+	v, err := n.jsonValue(d, 0)
+	if err != nil {
+		return nil, err
+	}
+	switch _, err := d.Token(); {
+	case err == nil:
+		return nil, fmt.Errorf("data after the JSON value, at byte %d", d.InputOffset())
+	case err != io.EOF:
+		return nil, err
+	}
+	return v, nil
+}
+
+// jsonValue reads one value from d (UseNumber) into the value model, at
+// nesting level depth (that of the container holding it, as in value).
+// Errors of d (syntax) are returned as they are; errors of the model are
+// *FieldError values.
+func (n *normalizer) jsonValue(d *json.Decoder, depth int) (any, error) {
+	tok, err := d.Token()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		if depth+1 > MaxValueDepth {
+			return nil, n.tooDeep()
+		}
+		if t == '[' {
+			out := []any{}
+			for i := 0; d.More(); i++ {
+				n.path = append(n.path, pathElem{index: i, isElem: true})
+				v, err := n.jsonValue(d, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				n.path = n.path[:len(n.path)-1]
+				out = append(out, v)
+			}
+			_, err := d.Token() // ']'
+			return out, err
+		}
+		out := map[string]any{}
+		for d.More() {
+			kt, err := d.Token()
+			if err != nil {
+				return nil, err
+			}
+			k := kt.(string)
+			n.path = append(n.path, pathElem{key: k})
+			v, err := n.jsonValue(d, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.path = n.path[:len(n.path)-1]
+			out[k] = v
+		}
+		_, err := d.Token() // '}'
+		return out, err
+	case json.Number:
+		return n.number(string(t))
+	}
+	return tok, nil // string, bool or nil
 }

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -17,40 +16,55 @@ import (
 //	k:=v   v is always a string (k:=15 is "15", not 15).
 //
 // The key must not be empty. Values follow the store's value model
-// (integers become int64); a JSON number too large for float64 (1e400) is
-// an error, not silently a string.
+// (integers become int64, see state.ParseJSON): JSON the model refuses (a
+// number that would change, such as 1e400 or an integer beyond int64;
+// nesting deeper than state.MaxValueDepth, however deep) is an error, not
+// silently a string.
 func parseVar(arg string) (key string, value any, err error) {
 	k, v, ok := strings.Cut(arg, "=")
 	if !ok {
-		return "", nil, fmt.Errorf("%q: expected key=value (or key:=string)", arg)
+		return "", nil, fmt.Errorf("%q: expected key=value (or key:=string)", shortArg(arg))
 	}
 	if force, isString := strings.CutSuffix(k, ":"); isString {
 		if force == "" {
-			return "", nil, fmt.Errorf("%q: empty key", arg)
+			return "", nil, fmt.Errorf("%q: empty key", shortArg(arg))
 		}
 		value, err = state.NormalizeValue(v)
 		if err != nil {
-			return "", nil, fmt.Errorf("%q: %v", arg, err)
+			return "", nil, fmt.Errorf("%q: %v", shortArg(arg), err)
 		}
 		return force, value, nil
 	}
 	if k == "" {
-		return "", nil, fmt.Errorf("%q: empty key", arg)
+		return "", nil, fmt.Errorf("%q: empty key", shortArg(arg))
 	}
 	value = v
-	if trimmed := strings.TrimSpace(v); trimmed != "" && json.Valid([]byte(trimmed)) {
-		d := json.NewDecoder(bytes.NewReader([]byte(trimmed)))
-		d.UseNumber()
-		var j any
-		if err := d.Decode(&j); err == nil {
+	if trimmed := strings.TrimSpace(v); trimmed != "" {
+		// JSON the value model refuses (nested too deep, a number that
+		// would change) is an error, not silently a string.
+		j, err := state.ParseJSON([]byte(trimmed))
+		var fe *state.FieldError
+		switch {
+		case err == nil:
 			value = j
+		case errors.As(err, &fe):
+			return "", nil, fmt.Errorf("%q: %v", shortArg(arg), err)
 		}
 	}
 	value, err = state.NormalizeValue(value)
 	if err != nil {
-		return "", nil, fmt.Errorf("%q: %v", arg, err)
+		return "", nil, fmt.Errorf("%q: %v", shortArg(arg), err)
 	}
 	return k, value, nil
+}
+
+// shortArg shortens an argument for an error message (a value may be
+// megabytes long).
+func shortArg(arg string) string {
+	if len(arg) > 60 {
+		return arg[:57] + "..."
+	}
+	return arg
 }
 
 // parseVars parses repeated --var arguments into a map; a key given twice

@@ -45,10 +45,23 @@ func TestParseVar(t *testing.T) {
 		assert.Equal(t, tt.key, k, tt.arg)
 		assert.True(t, reflect.DeepEqual(tt.want, v), "%s: got %#v (%T), want %#v", tt.arg, v, v, tt.want)
 	}
-	for _, bad := range []string{"novalue", "=x", ":=x", "", "k=\xff", "big=1e400"} {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, bad := range []string{"novalue", "=x", ":=x", "", "k=\xff", "big=1e400", "n=9223372036854775809", "n=-9223372036854775809", "tiny=1E-400",
+		"d=" + deep(state.MaxValueDepth+1), "d=" + deep(10001), "d=" + deep(100000)} {
 		_, _, err := parseVar(bad)
-		assert.Error(t, err, "%q", bad)
+		require.Error(t, err, "%.40q", bad)
+		assert.Less(t, len(err.Error()), 300, "one readable line: %.300s", err)
+		assert.NotContains(t, err.Error(), ": :", "no empty path in the message")
 	}
+	_, _, err := parseVar("n=1e400")
+	assert.EqualError(t, err, `"n=1e400": number 1e400 is outside the float64 range`)
+	_, _, err = parseVar("d=" + deep(20000))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nested deeper than 512 levels", "one depth rule, however deep")
+	k, v, err := parseVar("n=9223372036854776000")
+	require.NoError(t, err, "an integer beyond int64 that a float64 holds as written")
+	assert.Equal(t, "n", k)
+	assert.Equal(t, float64(1<<63), v)
 }
 
 func TestParseVars_DuplicateIsUsageError(t *testing.T) {

@@ -360,7 +360,9 @@ var badInputs = map[string][]string{
 	"control-char-name.json":        {`line 1, column 36: hosts."web\x0101".name: control character U+0001 not allowed`},
 	"raw-control-char.json":         {"line 1, column 50: hosts.web01.user: control character U+0009 in a string"},
 	"bad-escape.json":               {"line 1, column 50: hosts.web01.user: invalid escape sequence \\m"},
-	"number-too-big.json":           {"line 9, column 15: hosts.web01.vars.big: number 1e400 out of range"},
+	"number-too-big.json":           {"line 9, column 15: hosts.web01.vars.big: number 1e400 is outside the float64 range"},
+	"number-int-too-big.json":       {"line 9, column 15: hosts.web01.vars.id: integer 9223372036854775809 is outside the int64 range; as a float64 it would change to 9223372036854776000"},
+	"number-underflow.json":         {"line 9, column 15: hosts.web01.vars.tiny: number 1E-400 is too small for a float64 (it would be stored as 0)"},
 	"number-malformed.json":         {"line 9, column 23: hosts.web01.vars.n: invalid character '}', expected a digit"},
 	"nan.json":                      {"line 9, column 21: hosts.web01.vars.n: invalid character 'N'"},
 	"literal-typo.json":             {"line 9, column 27: hosts.web01.vars.flag: invalid character '}', expected 'e' (the literal true)"},
@@ -442,10 +444,10 @@ func TestDecode_Accepts(t *testing.T) {
 		{"integral port", `{"hosts": {"h": {"name": "h", "port": 2.2e1}}}`, func(t *testing.T, c *state.Contents) {
 			assert.Equal(t, 22, c.Hosts["h"].Port)
 		}},
-		{"numbers", `{"hosts": {"h": {"name": "h", "vars": {"a": 80.0, "b": 9223372036854775808, "c": -0, "d": 1E2, "e": 0.5, "f": -9223372036854775808}}}}`,
+		{"numbers", `{"hosts": {"h": {"name": "h", "vars": {"a": 80.0, "b": 9223372036854776000, "c": -0, "d": 1E2, "e": 0.5, "f": -9223372036854775808}}}}`,
 			func(t *testing.T, c *state.Contents) {
 				assert.Equal(t, map[string]any{"a": int64(80), "b": float64(1 << 63), "c": int64(0), "d": int64(100), "e": 0.5, "f": int64(math.MinInt64)}, c.Hosts["h"].Vars,
-					"integers beyond int64 become float64 (state.NormalizeValue)")
+					"an integer beyond int64 that a float64 holds exactly, as JSON writes it, is that float64 (state.NormalizeValue)")
 			}},
 		{"escapes", `{"hosts": {"h\u00e9": {"name": "hé", "user": "\u003c\/\"\\\b\f\n\r\t\ud83d\ude00"}}}`, func(t *testing.T, c *state.Contents) {
 			assert.Equal(t, "</\"\\\b\f\n\r\t😀", c.Hosts["hé"].User)

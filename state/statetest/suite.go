@@ -240,7 +240,7 @@ func (s *suite) testValueModel(t *testing.T) {
 		"int":       8080,
 		"int32":     int32(-5),
 		"uint8":     uint8(200),
-		"uint64big": uint64(math.MaxUint64),
+		"uint64big": uint64(1e19), // beyond int64, exactly a float64
 		"float32":   float32(0.5),
 		"integral":  80.0,
 		"strings":   []string{"a", "b"},
@@ -260,7 +260,7 @@ func (s *suite) testValueModel(t *testing.T) {
 		"int":       int64(8080),
 		"int32":     int64(-5),
 		"uint8":     int64(200),
-		"uint64big": float64(math.MaxUint64),
+		"uint64big": float64(1e19),
 		"float32":   0.5,
 		"integral":  int64(80),
 		"strings":   []any{"a", "b"},
