@@ -23,3 +23,7 @@ func WriteTxns(b *Backend) uint64 { return b.writeTxns.Load() }
 
 // Queued returns the number of batches waiting for the committer.
 func Queued(b *Backend) int { return len(b.queue) }
+
+// SetNoSync turns on bbolt's NoSync for b's commits (call it before the
+// first): the unsafe backend the power-loss harness must catch.
+func SetNoSync(b *Backend) { b.db.NoSync = true }

@@ -48,10 +48,15 @@ type Options struct {
 	KeepOwner bool
 	// Step, when not nil, is called before each step of the write with
 	// its name: "create", "sync", "close", "rename", "syncdir". An error
-	// it returns fails the write at that step. Tests inject faults with
-	// it.
+	// it returns fails the write at that step, except ErrSkip, which
+	// leaves out a "sync" or "syncdir" step. Tests inject faults with it.
 	Step func(step string) error
 }
+
+// ErrSkip, returned by Options.Step for "sync" or "syncdir", makes Write
+// leave that fsync out: the unsafe writer that power-loss tests must
+// catch.
+var ErrSkip = errors.New("atomicfile: skip this step")
 
 // Write replaces path with what write produces (see the package
 // documentation). write's errors, and the steps', are returned unchanged;
@@ -106,10 +111,10 @@ func Write(path string, opts *Options, write func(w io.Writer) error) (err error
 	if err := write(f); err != nil {
 		return err
 	}
-	if err := step("sync"); err != nil {
+	if err := step("sync"); errors.Is(err, ErrSkip) {
+	} else if err != nil {
 		return err
-	}
-	if err := f.Sync(); err != nil {
+	} else if err := f.Sync(); err != nil {
 		return err
 	}
 	written, err := f.Stat()
@@ -139,6 +144,8 @@ func Write(path string, opts *Options, write func(w io.Writer) error) (err error
 	err = step("syncdir")
 	if err == nil {
 		err = SyncDir(dir)
+	} else if errors.Is(err, ErrSkip) {
+		err = nil
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotDurable, err)

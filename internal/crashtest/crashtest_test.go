@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/internal/crashtest"
 	"github.com/go-ftl2/ftlstate/state"
 )
@@ -21,18 +22,26 @@ func init() {
 }
 
 // gobBackend is the simplest correct backend: every commit rewrites one gob
-// file through a temp file and a rename. With lazy set it acknowledges
-// commits before writing them (in the background, a little later), the
-// bug the harness exists to catch.
+// file through a temp file, fsynced, renamed over it, and a directory
+// fsync. With lazy set it acknowledges commits
+// before writing them (in the background, a little later), the bug the
+// kill -9 harness exists to catch; the other switches drop one fsync each,
+// the bugs the power-loss harness exists to catch.
 type gobBackend struct {
 	path string
-	lazy bool
-	mu   sync.Mutex
-	c    state.Contents
+	gobOptions
+	mu sync.Mutex
+	c  state.Contents
 }
 
-func openGob(dir string, lazy bool) (state.Backend, error) {
-	b := &gobBackend{path: filepath.Join(dir, "state.gob"), lazy: lazy}
+type gobOptions struct {
+	lazy       bool
+	noFileSync bool // power loss: the temp file is renamed unsynced
+	noDirSync  bool // power loss: the rename is never made durable
+}
+
+func openGob(dir string, o gobOptions) (state.Backend, error) {
+	b := &gobBackend{path: filepath.Join(dir, "state.gob"), gobOptions: o}
 	data, err := os.ReadFile(b.path)
 	switch {
 	case os.IsNotExist(err):
@@ -63,6 +72,9 @@ func (b *gobBackend) Commit(batch *state.Batch) (state.Metadata, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.c.Metadata = state.NextMetadata(b.c.Metadata, batch)
+	if batch.Replace != nil {
+		b.c.Hosts, b.c.Resources = map[string]*state.HostState{}, map[string]*state.ResourceState{}
+	}
 	for _, ch := range batch.Changes {
 		switch {
 		case ch.Kind == state.KindHost && ch.Host == nil:
@@ -80,11 +92,31 @@ func (b *gobBackend) Commit(batch *state.Batch) (state.Metadata, error) {
 		return state.Metadata{}, err
 	}
 	write := func() error {
-		tmp := b.path + fmt.Sprintf(".%d.tmp", time.Now().UnixNano())
-		if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
+		f, err := os.CreateTemp(filepath.Dir(b.path), "state.gob.tmp-*")
+		if err != nil {
 			return err
 		}
-		return os.Rename(tmp, b.path)
+		defer os.Remove(f.Name()) // fails once renamed
+		if _, err := f.Write(buf.Bytes()); err != nil {
+			f.Close()
+			return err
+		}
+		if !b.noFileSync {
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(f.Name(), b.path); err != nil {
+			return err
+		}
+		if b.noDirSync {
+			return nil
+		}
+		return atomicfile.SyncDir(filepath.Dir(b.path))
 	}
 	if b.lazy {
 		time.AfterFunc(20*time.Millisecond, func() { b.mu.Lock(); write(); b.mu.Unlock() })
@@ -96,10 +128,28 @@ func (b *gobBackend) Commit(batch *state.Batch) (state.Metadata, error) {
 func (b *gobBackend) Close() error { return nil }
 
 func TestRun_CorrectBackendPasses(t *testing.T) {
-	st := crashtest.Run(t, func(dir string) (state.Backend, error) { return openGob(dir, false) })
-	if st.Rounds == 0 || st.Acked == 0 {
+	st := crashtest.Run(t, func(dir string) (state.Backend, error) { return openGob(dir, gobOptions{}) })
+	if st.Rounds == 0 || st.Acked == 0 || st.Maintenance == 0 {
 		t.Fatalf("harness checked nothing: %+v", st)
 	}
+}
+
+func TestPowerLoss_CorrectBackendPasses(t *testing.T) {
+	st := crashtest.PowerLoss(t, func(dir string) (state.Backend, error) { return openGob(dir, gobOptions{}) })
+	if st.Rounds == 0 || st.Acked == 0 || st.Maintenance == 0 || st.CrashesLosing == 0 {
+		t.Fatalf("harness checked nothing: %+v", st)
+	}
+}
+
+// The proofs that the power-loss harness can fail: a backend that skips
+// one fsync, each, is caught.
+
+func TestPowerLoss_NoDirSyncIsCaught(t *testing.T) {
+	crashtest.MustCatch(t, func(dir string) (state.Backend, error) { return openGob(dir, gobOptions{noDirSync: true}) })
+}
+
+func TestPowerLoss_NoFileSyncIsCaught(t *testing.T) {
+	crashtest.MustCatch(t, func(dir string) (state.Backend, error) { return openGob(dir, gobOptions{noFileSync: true}) })
 }
 
 // TestRun_LazyBackendIsCaught runs the harness, in a separate process,
@@ -107,7 +157,7 @@ func TestRun_CorrectBackendPasses(t *testing.T) {
 // expects it to fail: the harness can fail.
 func TestRun_LazyBackendIsCaught(t *testing.T) {
 	if os.Getenv("CRASHTEST_SELFTEST_LAZY") == "1" {
-		crashtest.Run(t, func(dir string) (state.Backend, error) { return openGob(dir, true) })
+		crashtest.Run(t, func(dir string) (state.Backend, error) { return openGob(dir, gobOptions{lazy: true}) })
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRun_LazyBackendIsCaught$", "-test.count=1", "-crash.rounds=10", "-crash.maxkill=300ms")
