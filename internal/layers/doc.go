@@ -4,21 +4,24 @@
 //
 //	6  cmd/ftlstate                  the one place that wires everything together
 //	5  cmd/ftlstate/internal/bench   "ftlstate bench": backends and export, measured
+//	   internal/crashtest            the crash harness: writes, imports (export), crashes
 //	4  boltbackend, filebackend, etcdbackend, export
 //	3  state/statefile, state/statetest, internal/record, internal/lockinfo,
-//	   internal/crashtest, internal/benchkit
+//	   internal/benchkit
 //	2  state                         State, the Backend contract, the types
 //	1  inventory                     the inventory types state hosts merge into
+//	   internal/testfs               tmpfs and powerfs mounts for tests
 //	0  internal/clone, internal/inflight, internal/atomicfile,
-//	   internal/fuzzseed, internal/testfs, internal/etcdtest
+//	   internal/fuzzseed, internal/etcdtest, internal/powerfs
 //
 // A package imports only packages of lower layers: a backend never imports
 // another backend, and nothing below the command imports the command's
 // pieces.
 //
 // Test-only packages (state/statetest, internal/crashtest, internal/testfs,
-// internal/fuzzseed, internal/etcdtest) are imported by _test.go files
-// alone, so that no program built from the library compiles them:
+// internal/powerfs, internal/fuzzseed, internal/etcdtest) are imported by
+// _test.go files and other test-only packages alone, so that no program
+// built from the library compiles them:
 // internal/etcdtest runs embedded etcd servers, and a program that imports
 // state and boltbackend compiles no etcd, gRPC or testing package at all
 // (see testdata/stateandbolt and the README's Library API section).
