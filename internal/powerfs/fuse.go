@@ -177,51 +177,44 @@ func (fn *fnode) add(name string, c *node) {
 	fn.n.mtime, fn.n.ctime = time.Now(), time.Now()
 }
 
-func (fn *fnode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+// mknode creates a node of kind, named name in directory fn; init, when
+// not nil, finishes it under the lock.
+func (fn *fnode) mknode(ctx context.Context, name string, kind, mode uint32, out *fuse.EntryOut, init func(*node)) (*gofs.Inode, syscall.Errno) {
 	f, errno := fn.lock()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer f.mu.Unlock()
+	if fn.n.vol[name] != nil {
+		return nil, syscall.EEXIST
+	}
+	uid, gid := caller(ctx)
+	c := f.newNode(kind, mode, uid, gid)
+	if init != nil {
+		init(c)
+	}
+	fn.add(name, c)
+	return fn.child(ctx, c, out), 0
+}
+
+func (fn *fnode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	var h *handle
+	in, errno := fn.mknode(ctx, name, syscall.S_IFREG, mode, out, func(c *node) {
+		c.opens++
+		h = &handle{c}
+	})
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	defer f.mu.Unlock()
-	if fn.n.vol[name] != nil {
-		return nil, nil, 0, syscall.EEXIST
-	}
-	uid, gid := caller(ctx)
-	c := f.newNode(syscall.S_IFREG, mode, uid, gid)
-	fn.add(name, c)
-	c.opens++
-	return fn.child(ctx, c, out), &handle{c}, fuse.FOPEN_KEEP_CACHE, 0
+	return in, h, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (fn *fnode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	f, errno := fn.lock()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer f.mu.Unlock()
-	if fn.n.vol[name] != nil {
-		return nil, syscall.EEXIST
-	}
-	uid, gid := caller(ctx)
-	c := f.newNode(syscall.S_IFDIR, mode, uid, gid)
-	fn.add(name, c)
-	return fn.child(ctx, c, out), 0
+	return fn.mknode(ctx, name, syscall.S_IFDIR, mode, out, nil)
 }
 
 func (fn *fnode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	f, errno := fn.lock()
-	if errno != 0 {
-		return nil, errno
-	}
-	defer f.mu.Unlock()
-	if fn.n.vol[name] != nil {
-		return nil, syscall.EEXIST
-	}
-	uid, gid := caller(ctx)
-	c := f.newNode(syscall.S_IFLNK, 0o777, uid, gid)
-	c.target = target
-	fn.add(name, c)
-	return fn.child(ctx, c, out), 0
+	return fn.mknode(ctx, name, syscall.S_IFLNK, 0o777, out, func(c *node) { c.target = target })
 }
 
 func (fn *fnode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -258,6 +251,14 @@ func (fn *fnode) Link(ctx context.Context, target gofs.InodeEmbedder, name strin
 }
 
 func (fn *fnode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return fn.remove(name, false)
+}
+
+func (fn *fnode) Rmdir(ctx context.Context, name string) syscall.Errno { return fn.remove(name, true) }
+
+// remove removes the volatile entry name from directory fn: a directory
+// (rmdir, which must be empty) or anything else (unlink).
+func (fn *fnode) remove(name string, dir bool) syscall.Errno {
 	f, errno := fn.lock()
 	if errno != 0 {
 		return errno
@@ -267,38 +268,18 @@ func (fn *fnode) Unlink(ctx context.Context, name string) syscall.Errno {
 	switch {
 	case c == nil:
 		return syscall.ENOENT
-	case c.isDir():
+	case c.isDir() && !dir:
 		return syscall.EISDIR
+	case !c.isDir() && dir:
+		return syscall.ENOTDIR
+	case dir && len(c.vol) > 0:
+		return syscall.ENOTEMPTY
 	}
-	fn.drop(name, c)
-	return 0
-}
-
-// drop removes the volatile entry name, naming c, from directory fn.
-func (fn *fnode) drop(name string, c *node) {
 	delete(fn.n.vol, name)
 	c.vnlink--
 	now := time.Now()
 	fn.n.mtime, fn.n.ctime, c.ctime = now, now, now
-	fn.fs.maybeFree(c)
-}
-
-func (fn *fnode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	f, errno := fn.lock()
-	if errno != 0 {
-		return errno
-	}
-	defer f.mu.Unlock()
-	c := fn.n.vol[name]
-	switch {
-	case c == nil:
-		return syscall.ENOENT
-	case !c.isDir():
-		return syscall.ENOTDIR
-	case len(c.vol) > 0:
-		return syscall.ENOTEMPTY
-	}
-	fn.drop(name, c)
+	f.maybeFree(c)
 	return 0
 }
 

@@ -190,15 +190,7 @@ func randomOps(t *testing.T, seed uint64, ops int) {
 			delete(model[d].vol, name)
 		default: // read everything back through the mount
 			for _, dd := range dirs {
-				entries, err := os.ReadDir(filepath.Join(fs.Dir(), dd))
-				must(t, err)
-				var got []string
-				for _, e := range entries {
-					if !e.IsDir() {
-						got = append(got, e.Name())
-					}
-				}
-				if want := slices.Sorted(maps.Keys(model[dd].vol)); !slices.Equal(got, want) {
+				if got, want := fileNames(t, filepath.Join(fs.Dir(), dd)), slices.Sorted(maps.Keys(model[dd].vol)); !slices.Equal(got, want) {
 					fatalf("directory %s lists %v, want %v", dd, got, want)
 				}
 				for nn, c := range model[dd].vol {
@@ -212,15 +204,7 @@ func randomOps(t *testing.T, seed uint64, ops int) {
 	crash(t, fs)
 	inodes := map[*minode]os.FileInfo{}
 	for _, d := range dirs {
-		entries, err := os.ReadDir(filepath.Join(backing, d))
-		must(t, err)
-		var got []string
-		for _, e := range entries {
-			if !e.IsDir() {
-				got = append(got, e.Name())
-			}
-		}
-		if want := slices.Sorted(maps.Keys(model[d].dur)); !slices.Equal(got, want) {
+		if got, want := fileNames(t, filepath.Join(backing, d)), slices.Sorted(maps.Keys(model[d].dur)); !slices.Equal(got, want) {
 			fatalf("after the crash, directory %s holds %v, want %v", d, got, want)
 		}
 		for name, c := range model[d].dur {
@@ -236,6 +220,20 @@ func randomOps(t *testing.T, seed uint64, ops int) {
 			inodes[c] = fi
 		}
 	}
+}
+
+// fileNames lists the names of the files in dir, sorted.
+func fileNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	must(t, err)
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 func resize(b []byte, n int) []byte {
