@@ -30,6 +30,10 @@ var (
 	// split is unambiguous.
 	bucketByType   = []byte("resources_by_type")
 	bucketMetadata = []byte("metadata")
+	// bucketOperations holds the pending operations by ID (layout
+	// version 2; a version 1 store has none and gets it, with version 2,
+	// from its first operation).
+	bucketOperations = []byte("operations")
 )
 
 // Keys of the metadata bucket.
@@ -41,9 +45,16 @@ var (
 )
 
 // SchemaVersion is the version of the on-disk layout (buckets and keys)
-// this package reads and writes. A store with a higher version is refused
-// with a *SchemaError.
-const SchemaVersion = 1
+// this package writes. A store with a higher version is refused with a
+// *SchemaError. Version 2 added the operations bucket: new stores are
+// created with it; a version 1 store is read as it is (it holds no
+// operations) and becomes version 2 in the commit of its first operation,
+// so that a program that knows only version 1 refuses it instead of
+// ignoring its pending operations.
+const SchemaVersion = 2
+
+// schemaOperations is the first layout version with the operations bucket.
+const schemaOperations = 2
 
 // fileMode is the mode of files this package creates: state may hold
 // addresses and variables that are nobody else's business.
@@ -259,7 +270,7 @@ func create(path string) error {
 
 // initStore creates the buckets and metadata of an empty store.
 func initStore(tx *bolt.Tx, meta state.Metadata) error {
-	for _, name := range [][]byte{bucketHosts, bucketResources, bucketByType, bucketMetadata} {
+	for _, name := range [][]byte{bucketHosts, bucketResources, bucketByType, bucketMetadata, bucketOperations} {
 		if _, err := tx.CreateBucket(name); err != nil {
 			return err
 		}
@@ -316,8 +327,11 @@ func (b *Backend) verify() error {
 // bucket holds.
 type buckets struct {
 	hosts, resources, byType, meta *bolt.Bucket
-	metadata                       state.Metadata
-	nHosts, nResources             uint64
+	// ops is the operations bucket; nil in a version 1 store.
+	ops                *bolt.Bucket
+	schema             uint64
+	metadata           state.Metadata
+	nHosts, nResources uint64
 }
 
 // openBuckets finds the buckets of tx and reads the metadata bucket.
@@ -330,14 +344,19 @@ func (b *Backend) openBuckets(tx *bolt.Tx) (*buckets, error) {
 	if len(v) != 8 {
 		return nil, corruptf(b.path, "metadata/schema: missing or not 8 bytes")
 	}
-	if schema := binary.BigEndian.Uint64(v); schema > SchemaVersion {
-		return nil, &SchemaError{Path: b.path, Version: schema, Supported: SchemaVersion}
-	} else if schema < 1 {
-		return nil, corruptf(b.path, "metadata/schema: version %d", schema)
+	switch bk.schema = binary.BigEndian.Uint64(v); {
+	case bk.schema > SchemaVersion:
+		return nil, &SchemaError{Path: b.path, Version: bk.schema, Supported: SchemaVersion}
+	case bk.schema < 1:
+		return nil, corruptf(b.path, "metadata/schema: version %d", bk.schema)
 	}
 	bk.hosts = tx.Bucket(bucketHosts)
 	bk.resources = tx.Bucket(bucketResources)
 	bk.byType = tx.Bucket(bucketByType)
+	bk.ops = tx.Bucket(bucketOperations)
+	if bk.ops == nil && bk.schema >= schemaOperations {
+		return nil, corruptf(b.path, "bucket %q is missing", bucketOperations)
+	}
 	for _, c := range []struct {
 		name []byte
 		b    *bolt.Bucket

@@ -17,10 +17,12 @@ import (
 // each finding naming its bucket (Problem.Section) and key:
 //
 //   - the buckets and metadata keys of the layout are there, and nothing
-//     else; the schema version is SchemaVersion;
+//     else; the schema version is SchemaVersion, or 1 without the
+//     operations bucket;
 //   - every host and resource record decodes and validates (as
 //     internal/record decodes: names, ports, UTF-8, the value model), and
-//     every host is stored under its own name;
+//     every host is stored under its own name; so is every pending
+//     operation, under its own ID;
 //   - the resources_by_type index holds exactly one entry per resource,
 //     under the resource's type;
 //   - the host and resource counters match the records;
@@ -80,7 +82,7 @@ type checker struct{ state.CheckError }
 // walk checks the layout and every record of tx.
 func (c *checker) walk(tx *bolt.Tx) {
 	known := map[string]bool{}
-	for _, n := range [][]byte{bucketHosts, bucketResources, bucketByType, bucketMetadata} {
+	for _, n := range [][]byte{bucketHosts, bucketResources, bucketByType, bucketMetadata, bucketOperations} {
 		known[string(n)] = true
 	}
 	root := tx.Cursor()
@@ -107,6 +109,14 @@ func (c *checker) walk(tx *bolt.Tx) {
 		return
 	}
 	nHosts, nResources, countersOK := c.metadata(bk.meta)
+	if ops := tx.Bucket(bucketOperations); ops != nil {
+		if v := bk.meta.Get(keySchema); len(v) == 8 && binary.BigEndian.Uint64(v) < schemaOperations {
+			c.Addf(string(bucketOperations), "", "bucket in a store of layout version %d", binary.BigEndian.Uint64(v))
+		}
+		c.operations(ops)
+	} else if v := bk.meta.Get(keySchema); len(v) == 8 && binary.BigEndian.Uint64(v) >= schemaOperations {
+		c.Addf(string(bucketOperations), "", "bucket is missing")
+	}
 	hosts := c.hosts(bk.hosts)
 	resources := c.resources(bk)
 	c.index(bk)
@@ -132,8 +142,8 @@ func (c *checker) metadata(md *bolt.Bucket) (nHosts, nResources uint64, ok bool)
 		case bytes.Equal(k, keySchema):
 			if len(v) != 8 {
 				c.Addf(bucket, key, "not 8 bytes")
-			} else if s := binary.BigEndian.Uint64(v); s != SchemaVersion {
-				c.Addf(bucket, key, "layout version %d, want %d", s, SchemaVersion)
+			} else if s := binary.BigEndian.Uint64(v); s < 1 || s > SchemaVersion {
+				c.Addf(bucket, key, "layout version %d, want 1..%d", s, SchemaVersion)
 			}
 		case bytes.Equal(k, keyMeta):
 			if _, err := record.DecodeMetadata(v); err != nil {
@@ -186,6 +196,29 @@ func (c *checker) hosts(b *bolt.Bucket) (n uint64) {
 		}
 	}
 	return n
+}
+
+func (c *checker) operations(b *bolt.Bucket) {
+	const bucket = "operations"
+	cur := b.Cursor()
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		key := string(k)
+		if v == nil {
+			c.Addf(bucket, key, "unexpected nested bucket")
+			continue
+		}
+		if err := state.ValidateName(key); err != nil {
+			c.Addf(bucket, key, "invalid key: %v", err)
+		}
+		op, err := record.DecodeOperation(v)
+		if err != nil {
+			c.Addf(bucket, key, "%v", err)
+			continue
+		}
+		if op.ID != key {
+			c.Addf(bucket, key, "operation %q stored under another key", op.ID)
+		}
+	}
 }
 
 func (c *checker) resources(bk *buckets) (n uint64) {

@@ -101,6 +101,9 @@ func prepare(batch *state.Batch) (*request, error) {
 		case c.Kind == state.KindHost:
 			buf, err = record.AppendHost(buf, c.Host)
 			o.index = len(buf)
+		case c.Kind == state.KindOperation:
+			buf, err = record.AppendOperation(buf, c.Operation)
+			o.index = len(buf)
 		default:
 			buf, err = record.AppendResource(buf, c.Resource)
 			o.index = len(buf)
@@ -267,6 +270,11 @@ func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
 			}
 			nHosts, nResources = 0, 0
 		}
+		if bk.ops == nil && r.hasOperations() {
+			if err := bk.addOperations(tx); err != nil {
+				return err
+			}
+		}
 		for i := range r.changes {
 			c := &r.changes[i]
 			dh, dr, err := bk.change(c)
@@ -296,8 +304,42 @@ func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
 	return nil
 }
 
+// hasOperations reports whether r's batch stores an operation.
+func (r *request) hasOperations() bool {
+	for i := range r.changes {
+		if r.changes[i].kind == state.KindOperation && r.changes[i].value != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// addOperations upgrades a version 1 store to the layout with the
+// operations bucket, in the transaction of its first operation.
+func (bk *buckets) addOperations(tx *bolt.Tx) error {
+	ops, err := tx.CreateBucket(bucketOperations)
+	if err != nil {
+		return err
+	}
+	if err := bk.meta.Put(keySchema, u64(schemaOperations)); err != nil {
+		return err
+	}
+	bk.ops, bk.schema = ops, schemaOperations
+	return nil
+}
+
 // reset empties the record buckets (Batch.Replace).
 func (bk *buckets) reset(tx *bolt.Tx) error {
+	if bk.ops != nil {
+		if err := tx.DeleteBucket(bucketOperations); err != nil {
+			return err
+		}
+		nb, err := tx.CreateBucket(bucketOperations)
+		if err != nil {
+			return err
+		}
+		bk.ops = nb
+	}
 	for _, p := range []struct {
 		name []byte
 		b    **bolt.Bucket
@@ -317,6 +359,15 @@ func (bk *buckets) reset(tx *bolt.Tx) error {
 // change applies one change and returns how it changes the number of
 // hosts and resources.
 func (bk *buckets) change(c *prepared) (dHosts, dResources int64, err error) {
+	if c.kind == state.KindOperation {
+		if c.value == nil {
+			if bk.ops == nil {
+				return 0, 0, nil // a version 1 store holds no operations
+			}
+			return 0, 0, bk.ops.Delete(c.key)
+		}
+		return 0, 0, bk.ops.Put(c.key, c.value)
+	}
 	if c.kind == state.KindHost {
 		existed := bk.hosts.Get(c.key) != nil
 		switch {

@@ -19,10 +19,13 @@ import (
 // contents reads everything a backend holds.
 func contents(t testing.TB, v state.Viewer) *state.Contents {
 	t.Helper()
-	c := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}}
+	c := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}, Operations: map[string]*state.Operation{}}
 	require.NoError(t, v.View(func(s state.Snapshot) error {
 		c.Metadata = s.Metadata()
 		if err := s.Hosts(func(h *state.HostState) error { c.Hosts[h.Name] = h; return nil }); err != nil {
+			return err
+		}
+		if err := s.Operations(func(op *state.Operation) error { c.Operations[op.ID] = op; return nil }); err != nil {
 			return err
 		}
 		return s.Resources(func(k string, r *state.ResourceState) error { c.Resources[k] = r; return nil })

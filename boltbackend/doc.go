@@ -11,14 +11,17 @@
 //
 // # Layout
 //
-// Four buckets: "hosts" (key: host name), "resources" (key: resource key),
-// values encoded by internal/record (MessagePack); "resources_by_type"
-// (key: type, NUL, resource key; empty value), the index that makes
-// listing the resources of one type cost in proportion to the matches;
-// and "metadata", holding the layout version ("schema", SchemaVersion),
-// the store's state.Metadata ("meta") and the numbers of hosts and
-// resources, so that Snapshot.Len costs nothing. A store with a newer
-// layout version is refused (*SchemaError), not misread.
+// Five buckets: "hosts" (key: host name), "resources" (key: resource key)
+// and "operations" (key: the pending operation's ID), values encoded by
+// internal/record (MessagePack); "resources_by_type" (key: type, NUL,
+// resource key; empty value), the index that makes listing the resources
+// of one type cost in proportion to the matches; and "metadata", holding
+// the layout version ("schema", SchemaVersion), the store's
+// state.Metadata ("meta") and the numbers of hosts and resources, so that
+// Snapshot.Len costs nothing. A store with a newer layout version is
+// refused (*SchemaError), not misread. Layout version 1 lacked the
+// operations bucket; such a store is read as one without pending
+// operations and upgraded by the commit of its first operation.
 //
 // # Concurrency
 //

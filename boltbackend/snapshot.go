@@ -223,3 +223,56 @@ func walk[T any](s *snapshot, next func(first bool) (T, bool, error), fn func(T)
 		}
 	}
 }
+
+// operation decodes the operation stored under k, checking that it is
+// stored under its own ID.
+func (s *snapshot) operation(k, v []byte) (*state.Operation, error) {
+	if v == nil {
+		return nil, s.corrupt(bucketOperations, k, fmt.Errorf("a bucket, not a record: %w", state.ErrCorrupt))
+	}
+	op, err := record.DecodeOperation(v)
+	if err != nil {
+		return nil, s.corrupt(bucketOperations, k, err)
+	}
+	if op.ID != string(k) {
+		return nil, s.corrupt(bucketOperations, k, fmt.Errorf("operation %q stored under another key: %w", op.ID, state.ErrCorrupt))
+	}
+	return op, nil
+}
+
+func (s *snapshot) Operation(id string) (op *state.Operation, ok bool, err error) {
+	if s.bk == nil {
+		return nil, false, errSnapshotDone
+	}
+	if s.bk.ops == nil {
+		return nil, false, nil // a version 1 store holds no operations
+	}
+	err = catchFaults(s.path, "read", func() error {
+		k := []byte(id)
+		v := s.bk.ops.Get(k)
+		if v == nil {
+			return nil
+		}
+		op, err = s.operation(k, v)
+		return err
+	})
+	return op, op != nil, err
+}
+
+func (s *snapshot) Operations(fn func(op *state.Operation) error) error {
+	if s.bk == nil {
+		return errSnapshotDone
+	}
+	if s.bk.ops == nil {
+		return nil
+	}
+	c := s.bk.ops.Cursor()
+	return walk(s, func(first bool) (*state.Operation, bool, error) {
+		k, v := step(c, first)
+		if k == nil {
+			return nil, false, nil
+		}
+		op, err := s.operation(k, v)
+		return op, true, err
+	}, fn)
+}

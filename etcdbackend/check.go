@@ -44,6 +44,16 @@ func (b *Backend) Check() error {
 				if _, err := record.DecodeResource(kv.Value); err != nil {
 					ce.Addf("resources", rkey, "%v", err)
 				}
+			case strings.HasPrefix(key, b.keys.operations):
+				id := key[len(b.keys.operations):]
+				checkKey(ce, "operations", id)
+				op, err := record.DecodeOperation(kv.Value)
+				switch {
+				case err != nil:
+					ce.Addf("operations", id, "%v", err)
+				case op.ID != id:
+					ce.Addf("operations", id, "operation %q stored under another key", op.ID)
+				}
 			case key == b.keys.meta, key == b.keys.layout, key == b.keys.lock:
 				// Read by View and Open.
 			default:

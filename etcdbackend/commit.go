@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -30,6 +31,10 @@ type request struct {
 	ops   []op
 	// size is an upper bound on the bytes ops take in a transaction.
 	size int
+	// putsOperations reports that the batch stores an operation: its
+	// transaction may have to raise the layout version too (one more
+	// etcd operation, counted by txnOps).
+	putsOperations bool
 	// meta and err are the result, valid once done is closed.
 	meta state.Metadata
 	err  error
@@ -111,6 +116,9 @@ func (b *Backend) prepare(batch *state.Batch) (*request, error) {
 		case c.Delete():
 		case c.Kind == state.KindHost:
 			o.value, err = record.EncodeHost(c.Host)
+		case c.Kind == state.KindOperation:
+			o.value, err = record.EncodeOperation(c.Operation)
+			r.putsOperations = true
 		default:
 			o.value, err = record.EncodeResource(c.Resource)
 		}
@@ -125,10 +133,19 @@ func (b *Backend) prepare(batch *state.Batch) (*request, error) {
 		}
 		r.size += size
 	}
-	if err := b.fits(len(r.ops), r.size); err != nil {
+	if err := b.fits(r.txnOps(), r.size); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// txnOps is the number of etcd operations r may need in a transaction,
+// besides the metadata's.
+func (r *request) txnOps() int {
+	if r.putsOperations {
+		return len(r.ops) + 1 // PREFIX/layout
+	}
+	return len(r.ops)
 }
 
 // fits checks that a batch of n operations and size bytes fits in one
@@ -178,7 +195,7 @@ func (b *Backend) run() {
 		}
 		group = append(group[:0], r)
 		if r.batch.Replace == nil {
-			n, size := len(r.ops), r.size
+			n, size := r.txnOps(), r.size
 			clear(seen)
 			for _, o := range r.ops {
 				seen[o.key] = struct{}{}
@@ -190,7 +207,7 @@ func (b *Backend) run() {
 					if !ok {
 						break collect
 					}
-					if next.batch.Replace != nil || n+len(next.ops)+1 > b.cfg.MaxTxnOps || size+next.size > b.maxRecordBytes() || overlaps(seen, next) {
+					if next.batch.Replace != nil || n+next.txnOps()+1 > b.cfg.MaxTxnOps || size+next.size > b.maxRecordBytes() || overlaps(seen, next) {
 						carry = next
 						break collect
 					}
@@ -198,7 +215,7 @@ func (b *Backend) run() {
 						seen[o.key] = struct{}{}
 					}
 					group = append(group, next)
-					n += len(next.ops)
+					n += next.txnOps()
 					size += next.size
 				default:
 					break collect
@@ -263,6 +280,7 @@ func (b *Backend) txn(group []*request) (retrySeparately bool, err error) {
 	}
 	var cmps []clientv3.Cmp // beyond the fence and the metadata's revision
 	var ops []clientv3.Op
+	upgrade := false // ops raise the layout version
 	meta := b.meta
 	for _, r := range group {
 		if r.batch.Replace != nil {
@@ -276,12 +294,16 @@ func (b *Backend) txn(group []*request) (retrySeparately bool, err error) {
 			// Nothing under the record prefixes changed since they were
 			// listed (the metadata comparison says as much for writers
 			// that follow this package's protocol).
-			cmps = append(cmps,
-				clientv3.Compare(clientv3.ModRevision(b.keys.hosts), "<", rev+1).WithPrefix(),
-				clientv3.Compare(clientv3.ModRevision(b.keys.resources), "<", rev+1).WithPrefix())
+			for _, pfx := range b.keys.records() {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(pfx), "<", rev+1).WithPrefix())
+			}
 		}
 		for i := range r.ops {
 			ops = append(ops, r.ops[i].etcd())
+		}
+		if r.putsOperations && b.layout < layoutOperations && !upgrade {
+			upgrade = true
+			ops = append(ops, clientv3.OpPut(b.keys.layout, strconv.Itoa(layoutOperations)))
 		}
 		meta = state.NextMetadata(meta, r.batch)
 		r.meta = meta
@@ -325,6 +347,9 @@ func (b *Backend) txn(group []*request) (retrySeparately bool, err error) {
 		time.Sleep(min(100*time.Millisecond, time.Until(deadline)))
 	}
 	b.meta, b.metaBytes, b.unsettled = meta, mb, nil
+	if upgrade {
+		b.layout = layoutOperations
+	}
 	b.writeTxns.Add(1)
 	return false, nil
 }
@@ -340,7 +365,7 @@ func (b *Backend) replaced(r *request) (dels []string, rev int64, err error) {
 		puts[o.key] = struct{}{}
 	}
 	size := r.size
-	for _, pfx := range []string{b.keys.hosts, b.keys.resources} {
+	for _, pfx := range b.keys.records() {
 		err := b.scan(pfx, &rev, true, func(kv *mvccpb.KeyValue) error {
 			if _, ok := puts[string(kv.Key)]; !ok {
 				dels = append(dels, string(kv.Key))
@@ -352,7 +377,7 @@ func (b *Backend) replaced(r *request) (dels []string, rev int64, err error) {
 			return nil, 0, b.errorf("replace: list the records: %w", err)
 		}
 	}
-	if err := b.fits(len(r.ops)+len(dels), size); err != nil {
+	if err := b.fits(r.txnOps()+len(dels), size); err != nil {
 		return nil, 0, fmt.Errorf("replace (%d records to delete, %d to write): %w", len(dels), len(r.ops), err)
 	}
 	return dels, rev, nil

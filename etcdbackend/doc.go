@@ -18,9 +18,9 @@
 //
 // Under the prefix, one key per record, values encoded by internal/record
 // (MessagePack, the records of boltbackend): PREFIX/hosts/NAME,
-// PREFIX/resources/KEY and PREFIX/metadata (the store's state.Metadata).
-// PREFIX/layout holds the layout version (LayoutVersion); a store with a
-// newer one is refused. PREFIX/lock is the lock (see below). Nothing else
+// PREFIX/resources/KEY, PREFIX/operations/ID (pending operations) and
+// PREFIX/metadata (the store's state.Metadata). PREFIX/layout holds the
+// layout version (LayoutVersion); a store with a newer one is refused. PREFIX/lock is the lock (see below). Nothing else
 // is written under the prefix, and one prefix holds one store. Records
 // are checked as they are decoded (errors match state.ErrCorrupt and
 // name the key); Check reads the whole store and reports every damaged

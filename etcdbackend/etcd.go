@@ -38,8 +38,15 @@ const (
 
 // LayoutVersion is the version of the key layout this package reads and
 // writes, stored under PREFIX/layout. A store with a higher version is
-// refused (an error matching errors.ErrUnsupported), not misread.
-const LayoutVersion = 1
+// refused (an error matching errors.ErrUnsupported), not misread. Version
+// 2 added the pending operations (PREFIX/operations/ID): a store created
+// at version 1 is read as one without pending operations and becomes
+// version 2 in the transaction of its first operation, so that a program
+// that knows only version 1 refuses it instead of ignoring them.
+const LayoutVersion = 2
+
+// layoutOperations is the first layout version with operations.
+const layoutOperations = 2
 
 // ErrOutcomeUnknown means a commit was sent but neither its success nor its
 // failure could be confirmed before the request timed out (the cluster lost
@@ -58,7 +65,8 @@ type Config struct {
 
 	// Prefix is the key prefix of the store ("/ftl/prod"): one store per
 	// prefix. A trailing slash is dropped. Keys are PREFIX/hosts/NAME,
-	// PREFIX/resources/KEY, PREFIX/metadata, PREFIX/layout and PREFIX/lock.
+	// PREFIX/resources/KEY, PREFIX/operations/ID, PREFIX/metadata,
+	// PREFIX/layout and PREFIX/lock.
 	Prefix string
 
 	// DialTimeout is the etcd client's (default DefaultDialTimeout): it
@@ -135,11 +143,13 @@ type Backend struct {
 	// Owned by the committer goroutine after Open: meta is the stored
 	// metadata, metaBytes its encoding, metaRev the mod revision of
 	// PREFIX/metadata as of our last write; unsettled is the metadata a
-	// commit of unknown outcome would have stored (nil when none).
+	// commit of unknown outcome would have stored (nil when none); layout
+	// is the store's layout version.
 	meta      state.Metadata
 	metaBytes []byte
 	metaRev   int64
 	unsettled []byte
+	layout    uint64
 
 	// broken, once set, is returned by every later Commit: the lock was
 	// lost, or the store changed in a way this Backend did not expect.
@@ -152,27 +162,34 @@ var _ state.Backend = (*Backend)(nil)
 
 // keys are the etcd keys of a store.
 type keys struct {
-	hosts, resources string // prefixes, ending in "/"
-	meta, layout     string
-	lock             string
+	hosts, resources, operations string // prefixes, ending in "/"
+	meta, layout                 string
+	lock                         string
 }
 
 func newKeys(prefix string) keys {
 	return keys{
-		hosts:     prefix + "/hosts/",
-		resources: prefix + "/resources/",
-		meta:      prefix + "/metadata",
-		layout:    prefix + "/layout",
-		lock:      prefix + "/lock",
+		hosts:      prefix + "/hosts/",
+		resources:  prefix + "/resources/",
+		operations: prefix + "/operations/",
+		meta:       prefix + "/metadata",
+		layout:     prefix + "/layout",
+		lock:       prefix + "/lock",
 	}
 }
 
 func (k keys) of(kind state.Kind, key string) string {
-	if kind == state.KindHost {
+	switch kind {
+	case state.KindHost:
 		return k.hosts + key
+	case state.KindOperation:
+		return k.operations + key
 	}
 	return k.resources + key
 }
+
+// records are the prefixes of the records a Replace empties.
+func (k keys) records() []string { return []string{k.hosts, k.resources, k.operations} }
 
 // Open connects to the cluster, takes the store's lock (read-write opens)
 // and reads its metadata, creating the store when the prefix holds none.
@@ -278,7 +295,7 @@ func (b *Backend) open(ctx context.Context, start time.Time) error {
 		return b.errorf("read metadata from etcd at %s: %w", strings.Join(b.cfg.Endpoints, ","), err)
 	}
 	metaKV := first(resp.Responses[0].GetResponseRange().Kvs)
-	if err := b.checkLayout(first(resp.Responses[1].GetResponseRange().Kvs)); err != nil {
+	if b.layout, err = b.checkLayout(first(resp.Responses[1].GetResponseRange().Kvs)); err != nil {
 		return err
 	}
 	if metaKV == nil {
@@ -302,21 +319,21 @@ func first(kvs []*mvccpb.KeyValue) *mvccpb.KeyValue {
 	return kvs[0]
 }
 
-// checkLayout refuses a store of a layout newer than LayoutVersion; kv is
-// the PREFIX/layout key (nil when absent: a store written before the key
-// existed, or by hand, is version 1).
-func (b *Backend) checkLayout(kv *mvccpb.KeyValue) error {
+// checkLayout returns the layout version of a store, refusing one newer
+// than LayoutVersion; kv is the PREFIX/layout key (nil when absent: a
+// store written before the key existed, or by hand, is version 1).
+func (b *Backend) checkLayout(kv *mvccpb.KeyValue) (uint64, error) {
 	if kv == nil {
-		return nil
+		return 1, nil
 	}
 	v, err := strconv.ParseUint(string(kv.Value), 10, 64)
 	if err != nil || v == 0 {
-		return b.errorf("key %q: layout version %q is not a positive number: %w", kv.Key, kv.Value, state.ErrCorrupt)
+		return 0, b.errorf("key %q: layout version %q is not a positive number: %w", kv.Key, kv.Value, state.ErrCorrupt)
 	}
 	if v > LayoutVersion {
-		return b.errorf("store layout version %d is newer than this program supports (%d); use a newer version of the program: %w", v, LayoutVersion, errors.ErrUnsupported)
+		return 0, b.errorf("store layout version %d is newer than this program supports (%d); use a newer version of the program: %w", v, LayoutVersion, errors.ErrUnsupported)
 	}
-	return nil
+	return v, nil
 }
 
 // create writes the metadata of a new store, under our lock; when another
@@ -339,7 +356,7 @@ func (b *Backend) create(ctx context.Context) error {
 	if !resp.Succeeded {
 		return b.errorf("create: the lock was lost or the store created by someone else meanwhile; retry: %w", state.ErrConflict)
 	}
-	b.meta, b.metaBytes, b.metaRev = m, mb, resp.Header.Revision
+	b.meta, b.metaBytes, b.metaRev, b.layout = m, mb, resp.Header.Revision, LayoutVersion
 	return nil
 }
 

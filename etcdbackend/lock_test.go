@@ -179,11 +179,12 @@ func TestOpen_NewerLayoutRefused(t *testing.T) {
 	b, err := etcdbackend.Open(context.Background(), cfg)
 	require.NoError(t, err)
 	require.NoError(t, b.Close())
-	_, err = rawClient(t).Put(context.Background(), cfg.Prefix+"/layout", "2")
+	next := fmt.Sprint(etcdbackend.LayoutVersion + 1)
+	_, err = rawClient(t).Put(context.Background(), cfg.Prefix+"/layout", next)
 	require.NoError(t, err)
 	_, err = etcdbackend.Open(context.Background(), cfg)
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
-	assert.Contains(t, err.Error(), "layout version 2")
+	assert.Contains(t, err.Error(), "layout version "+next)
 }
 
 // TestLock_KilledHolder: a holder killed with SIGKILL cannot release the

@@ -43,7 +43,7 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 	if err != nil {
 		return b.errorf("read: %w", err)
 	}
-	if err := b.checkLayout(first(resp.Responses[1].GetResponseRange().Kvs)); err != nil {
+	if _, err := b.checkLayout(first(resp.Responses[1].GetResponseRange().Kvs)); err != nil {
 		return err
 	}
 	s := &snapshot{b: b, rev: resp.Header.Revision}
@@ -252,4 +252,36 @@ func (b *Backend) scan(prefix string, rev *int64, keysOnly bool, fn func(kv *mvc
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// operation decodes the operation record kv, checking that it is stored
+// under its own ID.
+func (s *snapshot) operation(kv *mvccpb.KeyValue) (*state.Operation, error) {
+	op, err := record.DecodeOperation(kv.Value)
+	if err != nil {
+		return nil, s.corrupt(kv.Key, err)
+	}
+	if string(kv.Key[len(s.b.keys.operations):]) != op.ID {
+		return nil, s.corrupt(kv.Key, fmt.Errorf("operation %q stored under another key: %w", op.ID, state.ErrCorrupt))
+	}
+	return op, nil
+}
+
+func (s *snapshot) Operation(id string) (op *state.Operation, ok bool, err error) {
+	kv, err := s.get(s.b.keys.operations + id)
+	if err != nil || kv == nil {
+		return nil, false, err
+	}
+	op, err = s.operation(kv)
+	return op, err == nil, err
+}
+
+func (s *snapshot) Operations(fn func(op *state.Operation) error) error {
+	return s.scan(s.b.keys.operations, func(kv *mvccpb.KeyValue) error {
+		op, err := s.operation(kv)
+		if err != nil {
+			return err
+		}
+		return fn(op)
+	})
 }

@@ -356,7 +356,7 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	base := b.cur.Load()
-	next := &state.Contents{Metadata: base.Metadata, Hosts: base.Hosts, Resources: base.Resources}
+	next := &state.Contents{Metadata: base.Metadata, Hosts: base.Hosts, Resources: base.Resources, Operations: base.Operations}
 	shared := true // next's maps are base's
 	var applied []*pending
 	for _, p := range group {
@@ -370,14 +370,23 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 		case batch.Replace != nil:
 			next.Hosts = make(map[string]*state.HostState, len(batch.Changes))
 			next.Resources = make(map[string]*state.ResourceState, len(batch.Changes))
+			next.Operations = make(map[string]*state.Operation)
 			shared = false
 		case shared:
 			next.Hosts = maps.Clone(base.Hosts)
 			next.Resources = maps.Clone(base.Resources)
+			next.Operations = maps.Clone(base.Operations)
+			if next.Operations == nil {
+				next.Operations = make(map[string]*state.Operation)
+			}
 			shared = false
 		}
 		for _, ch := range batch.Changes {
 			switch {
+			case ch.Kind == state.KindOperation && ch.Operation == nil:
+				delete(next.Operations, ch.Key)
+			case ch.Kind == state.KindOperation:
+				next.Operations[ch.Key] = ch.Operation
 			case ch.Kind == state.KindHost && ch.Host == nil:
 				delete(next.Hosts, ch.Key)
 			case ch.Kind == state.KindHost:
@@ -476,7 +485,7 @@ func (b *Backend) Check() error {
 	f, err := os.Open(b.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if len(mem.Hosts)+len(mem.Resources) > 0 || mem.Metadata.Serial > 0 {
+		if len(mem.Hosts)+len(mem.Resources)+len(mem.Operations) > 0 || mem.Metadata.Serial > 0 {
 			ce.Addf("", "", "the file is missing but the store holds data (serial %d)", mem.Metadata.Serial)
 		}
 		return b.checkResult(ce)
@@ -491,6 +500,7 @@ func (b *Backend) Check() error {
 	}
 	compareRecords(ce, "hosts", disk.Hosts, mem.Hosts)
 	compareRecords(ce, "resources", disk.Resources, mem.Resources)
+	compareRecords(ce, "operations", disk.Operations, mem.Operations)
 	if disk.Metadata.Serial != mem.Metadata.Serial {
 		ce.Addf("metadata", "serial", "%d in the file, %d in memory", disk.Metadata.Serial, mem.Metadata.Serial)
 	}

@@ -21,17 +21,19 @@ import (
 //
 // # Records and ownership
 //
-// A Backend stores hosts by name and resources by key, each in the value
-// model of NormalizeValue, and returns them unchanged. Records handed to
-// Commit are normalized and validated by the caller and immutable: neither
-// the caller nor the backend modifies them afterwards, and the backend may
-// keep them. Records a Snapshot hands out belong to the caller: a backend
-// never hands out a record it keeps.
+// A Backend stores hosts by name, resources by key and pending operations
+// by ID, each in the value model of NormalizeValue, and returns them
+// unchanged. Records handed to Commit are normalized and validated by the
+// caller and immutable: neither the caller nor the backend modifies them
+// afterwards, and the backend may keep them. Records a Snapshot hands out
+// belong to the caller: a backend never hands out a record it keeps.
 //
 // # Missing keys
 //
-// Reading a missing host or resource reports ok=false and no error.
-// Deleting a missing key is not an error and leaves the store unchanged.
+// Reading a missing host, resource or operation reports ok=false and no
+// error. Deleting a missing key is not an error and leaves the store
+// unchanged (State, not the backend, refuses to finish an operation that
+// is not pending).
 //
 // # Concurrency
 //
@@ -95,6 +97,11 @@ type Snapshot interface {
 	Hosts(fn func(h *HostState) error) error
 	// Resources calls fn for every resource, in key order.
 	Resources(fn func(key string, r *ResourceState) error) error
+	// Operation returns the pending operation id; ok is false when there
+	// is none.
+	Operation(id string) (op *Operation, ok bool, err error)
+	// Operations calls fn for every pending operation, in ID order.
+	Operations(fn func(op *Operation) error) error
 }
 
 // Viewer is anything that offers a consistent Snapshot: every Backend, and
@@ -111,6 +118,8 @@ type Kind uint8
 const (
 	KindHost Kind = iota + 1
 	KindResource
+	// KindOperation addresses a pending Operation, by its ID.
+	KindOperation
 )
 
 func (k Kind) String() string {
@@ -119,6 +128,8 @@ func (k Kind) String() string {
 		return "host"
 	case KindResource:
 		return "resource"
+	case KindOperation:
+		return "operation"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -134,12 +145,19 @@ type Change struct {
 	// Resource is the new record for a resource put; nil with KindResource
 	// means delete.
 	Resource *ResourceState
+	// Operation is the record of an operation begun (Operation.ID ==
+	// Key); nil with KindOperation means the operation is removed
+	// (finished or abandoned).
+	Operation *Operation
 }
 
 // Delete reports whether c removes its record.
 func (c *Change) Delete() bool {
-	if c.Kind == KindHost {
+	switch c.Kind {
+	case KindHost:
 		return c.Host == nil
+	case KindOperation:
+		return c.Operation == nil
 	}
 	return c.Resource == nil
 }
@@ -165,9 +183,10 @@ type Batch struct {
 //     UTF-8;
 //   - every change has a known Kind and a Key that passes ValidateName
 //     (deletes included: no record can have another key);
-//   - a put sets the record of its Kind and not the other: Host for
-//     KindHost, Resource for KindResource; a host is stored under its own
-//     name (Host.Name == Key);
+//   - a put sets the record of its Kind and no other: Host for KindHost,
+//     Resource for KindResource, Operation for KindOperation; a host is
+//     stored under its own name (Host.Name == Key), an operation under
+//     its own ID (Operation.ID == Key);
 //   - a put's timestamps lie in years 0 to 9999;
 //   - no record (kind and key) appears twice.
 //
@@ -194,7 +213,7 @@ func (b *Batch) Validate() error {
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		if err := c.validate(); err != nil {
-			if c.Kind == KindHost || c.Kind == KindResource {
+			if c.Kind == KindHost || c.Kind == KindResource || c.Kind == KindOperation {
 				return fmt.Errorf("%v %q: %w", c.Kind, c.Key, err)
 			}
 			return fmt.Errorf("change %d: %w", i, err)
@@ -213,13 +232,19 @@ func (b *Batch) Validate() error {
 // validate checks one change of a batch (see Batch.Validate).
 func (c *Change) validate() *FieldError {
 	switch c.Kind {
-	case KindHost:
-		if c.Resource != nil {
-			return &FieldError{Path: "resource", Msg: "set on a host change"}
-		}
-	case KindResource:
-		if c.Host != nil {
-			return &FieldError{Path: "host", Msg: "set on a resource change"}
+	case KindHost, KindResource, KindOperation:
+		for _, f := range [...]struct {
+			kind Kind
+			path string
+			set  bool
+		}{{KindHost, "host", c.Host != nil}, {KindResource, "resource", c.Resource != nil}, {KindOperation, "operation", c.Operation != nil}} {
+			if f.set && f.kind != c.Kind {
+				article := "a"
+				if c.Kind == KindOperation {
+					article = "an"
+				}
+				return &FieldError{Path: f.path, Msg: fmt.Sprintf("set on %s %v change", article, c.Kind)}
+			}
 		}
 	default:
 		return &FieldError{Path: "kind", Msg: fmt.Sprintf("unknown %v", c.Kind)}
@@ -235,6 +260,11 @@ func (c *Change) validate() *FieldError {
 		return checkTimes(c.Host.CreatedAt, c.Host.UpdatedAt)
 	case c.Resource != nil:
 		return checkTimes(c.Resource.CreatedAt, c.Resource.UpdatedAt)
+	case c.Operation != nil:
+		if c.Operation.ID != c.Key {
+			return &FieldError{Path: "id", Msg: fmt.Sprintf("%q does not match its key", c.Operation.ID)}
+		}
+		return checkYear("started_at", c.Operation.StartedAt)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ func TestBatchValidate(t *testing.T) {
 		{Time: now, Changes: []state.Change{put("a"), {Kind: state.KindResource, Key: "a", Resource: res}, {Kind: state.KindHost, Key: "gone"}}},
 		{Time: now, Replace: &state.Metadata{Lineage: "L", Serial: 9}},
 		{Time: time.Time{}},
+		{Time: now, Changes: []state.Change{put("a"), {Kind: state.KindOperation, Key: "a", Operation: &state.Operation{ID: "a", Action: "create", Resource: "r", StartedAt: now}}, {Kind: state.KindOperation, Key: "gone"}}},
 	}
 	for i, b := range good {
 		assert.NoError(t, b.Validate(), "batch %d", i)
@@ -34,19 +35,24 @@ func TestBatchValidate(t *testing.T) {
 		b    *state.Batch
 		want string
 	}{
-		"nil":              {nil, "nil batch"},
-		"time":             {&state.Batch{Time: far}, "batch: time: year 10000"},
-		"replace time":     {&state.Batch{Time: now, Replace: &state.Metadata{CreatedAt: far}}, "batch: replace: metadata.created_at"},
-		"replace lineage":  {&state.Batch{Time: now, Replace: &state.Metadata{Lineage: "\xff"}}, "metadata.lineage: not valid UTF-8"},
-		"kind":             {&state.Batch{Changes: []state.Change{{Kind: 9, Key: "a"}}}, "change 0: kind: unknown Kind(9)"},
-		"empty key":        {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: ""}}}, `resource "": key: must not be empty`},
-		"delete bad key":   {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a\nb"}}}, `host "a\nb": key: control character`},
-		"long key":         {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: strings.Repeat("k", state.MaxNameLen+1)}}}, "key: longer than"},
-		"name mismatch":    {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: host("b")}}}, `host "a": name: "b" does not match its key`},
-		"both records":     {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: host("a"), Resource: res}}}, `host "a": resource: set on a host change`},
-		"host on resource": {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: "a", Host: host("a")}}}, `resource "a": host: set on a resource change`},
-		"record time":      {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: "r", Resource: &state.ResourceState{Type: "t", UpdatedAt: far}}}}, `resource "r": updated_at: year 10000`},
-		"twice":            {&state.Batch{Changes: []state.Change{put("a"), put("b"), {Kind: state.KindHost, Key: "a"}}}, `host "a": changed twice in one batch`},
+		"nil":               {nil, "nil batch"},
+		"time":              {&state.Batch{Time: far}, "batch: time: year 10000"},
+		"replace time":      {&state.Batch{Time: now, Replace: &state.Metadata{CreatedAt: far}}, "batch: replace: metadata.created_at"},
+		"replace lineage":   {&state.Batch{Time: now, Replace: &state.Metadata{Lineage: "\xff"}}, "metadata.lineage: not valid UTF-8"},
+		"kind":              {&state.Batch{Changes: []state.Change{{Kind: 9, Key: "a"}}}, "change 0: kind: unknown Kind(9)"},
+		"empty key":         {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: ""}}}, `resource "": key: must not be empty`},
+		"delete bad key":    {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a\nb"}}}, `host "a\nb": key: control character`},
+		"long key":          {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: strings.Repeat("k", state.MaxNameLen+1)}}}, "key: longer than"},
+		"name mismatch":     {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: host("b")}}}, `host "a": name: "b" does not match its key`},
+		"both records":      {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: host("a"), Resource: res}}}, `host "a": resource: set on a host change`},
+		"host on resource":  {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: "a", Host: host("a")}}}, `resource "a": host: set on a resource change`},
+		"record time":       {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: "r", Resource: &state.ResourceState{Type: "t", UpdatedAt: far}}}}, `resource "r": updated_at: year 10000`},
+		"twice":             {&state.Batch{Changes: []state.Change{put("a"), put("b"), {Kind: state.KindHost, Key: "a"}}}, `host "a": changed twice in one batch`},
+		"operation ID":      {&state.Batch{Changes: []state.Change{{Kind: state.KindOperation, Key: "a", Operation: &state.Operation{ID: "b", Action: "create", Resource: "r"}}}}, `operation "a": id: "b" does not match its key`},
+		"operation time":    {&state.Batch{Changes: []state.Change{{Kind: state.KindOperation, Key: "a", Operation: &state.Operation{ID: "a", Action: "create", Resource: "r", StartedAt: far}}}}, `operation "a": started_at: year 10000`},
+		"host on operation": {&state.Batch{Changes: []state.Change{{Kind: state.KindOperation, Key: "a", Host: host("a")}}}, `operation "a": host: set on an operation change`},
+		"operation on host": {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: host("a"), Operation: &state.Operation{ID: "a"}}}}, `host "a": operation: set on a host change`},
+		"operation twice":   {&state.Batch{Changes: []state.Change{{Kind: state.KindOperation, Key: "a"}, {Kind: state.KindOperation, Key: "a"}}}, `operation "a": changed twice in one batch`},
 	}
 	for name, tc := range bad {
 		err := tc.b.Validate()

@@ -13,11 +13,15 @@ type Contents struct {
 	Metadata  Metadata
 	Hosts     map[string]*HostState
 	Resources map[string]*ResourceState
+	// Operations are the pending operations by ID; nil and empty both
+	// mean none.
+	Operations map[string]*Operation
 }
 
 // Validate checks every record of c (normalizing them in place) and that
-// each host is stored under its own name. Errors are *FieldError values
-// with JSON paths such as "hosts.web01.port".
+// each host is stored under its own name and each operation under its own
+// ID. Errors are *FieldError values with JSON paths such as
+// "hosts.web01.port".
 func (c *Contents) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
 		h := c.Hosts[name]
@@ -48,6 +52,21 @@ func (c *Contents) Validate() error {
 		}
 		c.Resources[key] = n
 	}
+	for _, id := range slices.Sorted(maps.Keys(c.Operations)) {
+		p := "operations." + PathKey(id)
+		op := c.Operations[id]
+		if op == nil {
+			return &FieldError{Path: p, Msg: "must be an object"}
+		}
+		n, err := op.Normalize()
+		if err != nil {
+			return err.(*FieldError).Under(p)
+		}
+		if n.ID != id {
+			return &FieldError{Path: p + ".id", Msg: fmt.Sprintf("%q does not match its key", n.ID)}
+		}
+		c.Operations[id] = n
+	}
 	return nil
 }
 
@@ -62,9 +81,11 @@ func (c *Contents) Validate() error {
 // two serials, so that the import itself counts as a change. c is
 // validated first (see Contents.Validate) and copied.
 func (s *State) Replace(c *Contents, force bool) error {
-	cc := &Contents{Metadata: c.Metadata, Hosts: make(map[string]*HostState, len(c.Hosts)), Resources: make(map[string]*ResourceState, len(c.Resources))}
+	cc := &Contents{Metadata: c.Metadata, Hosts: make(map[string]*HostState, len(c.Hosts)), Resources: make(map[string]*ResourceState, len(c.Resources)),
+		Operations: make(map[string]*Operation, len(c.Operations))}
 	maps.Copy(cc.Hosts, c.Hosts)
 	maps.Copy(cc.Resources, c.Resources)
+	maps.Copy(cc.Operations, c.Operations)
 	if err := cc.Validate(); err != nil {
 		return fmt.Errorf("state: replace: %w", err)
 	}
@@ -97,12 +118,15 @@ func (s *State) Replace(c *Contents, force bool) error {
 	}
 	meta.CreatedAt, meta.UpdatedAt = Timestamp(meta.CreatedAt), Timestamp(meta.UpdatedAt)
 
-	changes := make([]Change, 0, len(cc.Hosts)+len(cc.Resources))
+	changes := make([]Change, 0, len(cc.Hosts)+len(cc.Resources)+len(cc.Operations))
 	for _, name := range slices.Sorted(maps.Keys(cc.Hosts)) {
 		changes = append(changes, Change{Kind: KindHost, Key: name, Host: cc.Hosts[name]})
 	}
 	for _, key := range slices.Sorted(maps.Keys(cc.Resources)) {
 		changes = append(changes, Change{Kind: KindResource, Key: key, Resource: cc.Resources[key]})
+	}
+	for _, id := range slices.Sorted(maps.Keys(cc.Operations)) {
+		changes = append(changes, Change{Kind: KindOperation, Key: id, Operation: cc.Operations[id]})
 	}
 	got, err := s.b.Commit(&Batch{Changes: changes, Time: now, Replace: &meta})
 	if err != nil {
@@ -115,6 +139,7 @@ func (s *State) Replace(c *Contents, force bool) error {
 	s.hosts = make(map[string]*HostState, len(cc.Hosts))
 	s.resources = make(map[string]*ResourceState, len(cc.Resources))
 	s.byType = make(map[string]map[string]struct{})
+	s.ops = make(map[string]*Operation, len(cc.Operations))
 	s.apply(changes)
 	// No write is in flight (the gate is held): later serials follow got.
 	s.pub.reset(got.Serial)
@@ -138,7 +163,7 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 // takes any document.
 func (s *State) checkReplaceLocked(doc Metadata, force bool) error {
 	cur := s.meta
-	if force || cur.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0 {
+	if force || cur.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0 && len(s.ops) == 0 {
 		return nil
 	}
 	switch {
@@ -173,13 +198,14 @@ type memSnapshot struct {
 	resources map[string]*ResourceState
 	// byType lists resource keys by type (unsorted).
 	byType map[string][]string
+	ops    map[string]*Operation
 }
 
 // NewSnapshot returns a Snapshot over c. The Snapshot hands out copies of
 // c's records; c must not change while it is in use. Backends that keep
 // their store in memory use it.
 func NewSnapshot(c *Contents) Snapshot {
-	s := &memSnapshot{meta: c.Metadata, hosts: c.Hosts, resources: c.Resources}
+	s := &memSnapshot{meta: c.Metadata, hosts: c.Hosts, resources: c.Resources, ops: c.Operations}
 	return s
 }
 
@@ -229,6 +255,20 @@ func (m *memSnapshot) ResourcesOfType(typ string, fn func(string, *ResourceState
 	slices.Sort(keys)
 	for _, key := range keys {
 		if err := fn(key, m.resources[key].Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *memSnapshot) Operation(id string) (*Operation, bool, error) {
+	op, ok := m.ops[id]
+	return op.Clone(), ok, nil
+}
+
+func (m *memSnapshot) Operations(fn func(*Operation) error) error {
+	for _, id := range slices.Sorted(maps.Keys(m.ops)) {
+		if err := fn(m.ops[id].Clone()); err != nil {
 			return err
 		}
 	}

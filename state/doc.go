@@ -38,11 +38,24 @@
 // commit); writes of the same record are serialized, so memory and storage
 // end with the same last value.
 //
+// # Pending operations
+//
+// The store knows what was recorded; an Operation makes it know what is in
+// flight. Before an external side effect (creating a cloud instance),
+// BeginOperation records the intent durably, with what finds its outcome
+// after a crash (a client token, the request); FinishOperation then
+// records the outcome (the resource and its host) and removes the
+// operation in one atomic commit. A crash at any point leaves either the
+// pending operation or its outcome, never both and never neither, so the
+// next run starts with PendingOperations: it asks the provider by token
+// and adopts what was made, or makes it now (see the examples). This
+// closes the gap behind "orphaned resources" after a killed run.
+//
 // # Durability
 //
 // A write (AddHost, RemoveHost, AddResource, RemoveResource, Update,
-// Replace) returns nil only once its backend reports the change stored
-// durably. When it returns an error nothing of it is visible, in memory or
+// Replace, BeginOperation, FinishOperation, AbandonOperation) returns nil
+// only once its backend reports the change stored durably. When it returns an error nothing of it is visible, in memory or
 // in storage, with one exception: an error matching ErrOutcomeUnknown
 // means the backend cannot tell whether the change was stored (an fsync
 // failed after the new data became visible). The change is then not in
@@ -57,7 +70,8 @@
 // # Metadata
 //
 // Metadata.Serial grows by one with every committed change (an Update is
-// one change; a removal of an absent key is none); Metadata.Lineage is set
+// one change, and so are a begin and a finish of an operation; a removal
+// of an absent key is none); Metadata.Lineage is set
 // once, when a store is created. Together they let Replace (import) refuse
 // an older or foreign copy.
 //

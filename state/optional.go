@@ -93,7 +93,8 @@ const MaxProblems = 1000
 // Problem is one finding of a check.
 type Problem struct {
 	// Section is the part of the store the problem is in: a bbolt
-	// bucket ("hosts", "resources", "resources_by_type", "metadata"), the
+	// bucket ("hosts", "resources", "resources_by_type", "operations",
+	// "metadata"), the
 	// same parts of an etcd prefix or of a state.json document; empty for
 	// a problem of the store as a whole.
 	Section string
@@ -182,8 +183,9 @@ func (e *CheckError) Unwrap() error { return ErrCorrupt }
 // CheckSnapshot checks what s shows through the Snapshot methods alone,
 // cross-checking them: every record is valid and already normalized
 // (Normalize returns it unchanged), each host is stored under its own
-// name, Hosts and Resources iterate in strictly increasing byte order of
-// name and key, Host and Resource return what the iterations return, Len
+// name, Hosts, Resources and Operations iterate in strictly increasing
+// byte order of name, key and ID, Host, Resource and Operation return
+// what the iterations return, Len
 // counts what they yield, and ResourcesOfType yields exactly the
 // resources of its type, in order. It returns nil or a *CheckError listing
 // every problem; errors of the Snapshot are listed as problems too.
@@ -260,6 +262,32 @@ func CheckSnapshot(s Snapshot) error {
 	})
 	if err != nil {
 		ce.Addf("resources", "", "Resources: %v", err)
+	}
+
+	prev, first = "", true
+	err = s.Operations(func(op *Operation) error {
+		if op == nil {
+			ce.Addf("operations", "", "Operations yielded a nil operation (after %q)", prev)
+			return nil
+		}
+		if !first && op.ID <= prev {
+			ce.Addf("operations", op.ID, "Operations yielded it after %q: not in byte order", prev)
+		}
+		first, prev = false, op.ID
+		checkRecord(ce, "operations", op.ID, op, func() (any, error) { return op.Normalize() })
+		got, ok, err := s.Operation(op.ID)
+		switch {
+		case err != nil:
+			ce.Addf("operations", op.ID, "Operation: %v", err)
+		case !ok || got == nil:
+			ce.Addf("operations", op.ID, "Operations yields it, Operation reports it absent")
+		case !reflect.DeepEqual(got, op):
+			ce.Addf("operations", op.ID, "Operation returns %+v, Operations yields %+v", got, op)
+		}
+		return nil
+	})
+	if err != nil {
+		ce.Addf("operations", "", "Operations: %v", err)
 	}
 
 	if h, r := s.Len(); h != nh || r != nr {

@@ -30,6 +30,10 @@ func (p plainSnapshot) Hosts(fn func(*state.HostState) error) error { return p.s
 func (p plainSnapshot) Resources(fn func(string, *state.ResourceState) error) error {
 	return p.s.Resources(fn)
 }
+func (p plainSnapshot) Operation(id string) (*state.Operation, bool, error) {
+	return p.s.Operation(id)
+}
+func (p plainSnapshot) Operations(fn func(*state.Operation) error) error { return p.s.Operations(fn) }
 
 func sampleContents() *state.Contents {
 	ts := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
@@ -43,6 +47,10 @@ func sampleContents() *state.Contents {
 			"linode:2": {Type: "linode", CreatedAt: ts, UpdatedAt: ts},
 			"aws:1":    {Type: "aws", CreatedAt: ts, UpdatedAt: ts},
 			"linode:1": {Type: "linode", Data: map[string]any{"x": 1.5}, CreatedAt: ts, UpdatedAt: ts},
+		},
+		Operations: map[string]*state.Operation{
+			"op-b": {ID: "op-b", Action: "create", Resource: "linode:3", StartedAt: ts},
+			"op-a": {ID: "op-a", Action: "delete", Resource: "aws:1", Data: map[string]any{"token": "t"}, StartedAt: ts},
 		},
 	}
 }
@@ -123,6 +131,31 @@ func (l lyingSnapshot) Hosts(fn func(*state.HostState) error) error {
 	return nil
 }
 
+func (l lyingSnapshot) Operation(id string) (*state.Operation, bool, error) {
+	op, ok, err := l.s.Operation(id)
+	if l.lie == "operation differs" && ok {
+		op.Holder = "someone else"
+	}
+	return op, ok, err
+}
+
+func (l lyingSnapshot) Operations(fn func(*state.Operation) error) error {
+	var ops []*state.Operation
+	l.s.Operations(func(op *state.Operation) error { ops = append(ops, op); return nil })
+	if l.lie == "operation order" {
+		ops[0], ops[1] = ops[1], ops[0]
+	}
+	if l.lie == "invalid operation" {
+		ops[0].Action = "destroy"
+	}
+	for _, op := range ops {
+		if err := fn(op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (l lyingSnapshot) ResourcesOfType(typ string, fn func(string, *state.ResourceState) error) error {
 	if l.lie == "index misses" && typ == "linode" {
 		return fn("linode:1", &state.ResourceState{Type: "linode", Data: map[string]any{"x": 1.5}, CreatedAt: l.Metadata().CreatedAt, UpdatedAt: l.Metadata().CreatedAt})
@@ -132,12 +165,15 @@ func (l lyingSnapshot) ResourcesOfType(typ string, fn func(string, *state.Resour
 
 func TestCheckSnapshot_FindsEveryLie(t *testing.T) {
 	cases := map[string]string{
-		"len":          "Len reports 3 hosts",
-		"host absent":  `hosts/"db01": Hosts yields it, Host reports it absent`,
-		"host order":   `hosts/"db01": Hosts yielded it after "web01": not in byte order`,
-		"invalid host": `hosts/"db01": invalid record: port`,
-		"hosts error":  "Hosts: bad page: corrupt",
-		"index misses": `ResourcesOfType("linode") yields ["linode:1"], Resources has ["linode:1" "linode:2"]`,
+		"len":               "Len reports 3 hosts",
+		"host absent":       `hosts/"db01": Hosts yields it, Host reports it absent`,
+		"host order":        `hosts/"db01": Hosts yielded it after "web01": not in byte order`,
+		"invalid host":      `hosts/"db01": invalid record: port`,
+		"hosts error":       "Hosts: bad page: corrupt",
+		"index misses":      `ResourcesOfType("linode") yields ["linode:1"], Resources has ["linode:1" "linode:2"]`,
+		"operation order":   `operations/"op-a": Operations yielded it after "op-b": not in byte order`,
+		"invalid operation": `operations/"op-a": invalid record: action`,
+		"operation differs": `operations/"op-a": Operation returns`,
 	}
 	for lie, want := range cases {
 		err := state.CheckSnapshot(lyingSnapshot{plainSnapshot{state.NewSnapshot(sampleContents())}, lie})

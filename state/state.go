@@ -41,6 +41,8 @@ type State struct {
 	resources map[string]*ResourceState
 	// byType indexes resource keys by resource Type.
 	byType map[string]map[string]struct{}
+	// ops holds the pending operations by ID (immutable records).
+	ops map[string]*Operation
 }
 
 // Open attaches a State to b, an opened backend, and loads what it holds
@@ -52,6 +54,7 @@ func Open(b Backend) (*State, error) {
 		hosts:     make(map[string]*HostState),
 		resources: make(map[string]*ResourceState),
 		byType:    make(map[string]map[string]struct{}),
+		ops:       make(map[string]*Operation),
 	}
 	err := b.View(func(snap Snapshot) error {
 		s.meta = snap.Metadata()
@@ -66,9 +69,15 @@ func Open(b Backend) (*State, error) {
 		}); err != nil {
 			return err
 		}
-		return snap.Resources(func(key string, r *ResourceState) error {
+		if err := snap.Resources(func(key string, r *ResourceState) error {
 			s.resources[key] = r
 			s.index(key, r)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return snap.Operations(func(op *Operation) error {
+			s.ops[op.ID] = op
 			return nil
 		})
 	})
@@ -306,7 +315,7 @@ func (s *State) View(fn func(Snapshot) error) error {
 		s.mu.RUnlock()
 		return fmt.Errorf("state: %w", ErrClosed)
 	}
-	snap := &memSnapshot{meta: s.meta, hosts: maps.Clone(s.hosts), resources: maps.Clone(s.resources)}
+	snap := &memSnapshot{meta: s.meta, hosts: maps.Clone(s.hosts), resources: maps.Clone(s.resources), ops: maps.Clone(s.ops)}
 	byType := make(map[string][]string, len(s.byType))
 	for t, set := range s.byType {
 		byType[t] = slices.Collect(maps.Keys(set))
@@ -330,8 +339,11 @@ func hostErr(h *HostState, err error) error {
 }
 
 // write commits changes (normalized, each key at most once) durably, then
-// applies them to memory. Deletes of absent records are dropped; a write
-// left with no change commits nothing.
+// applies them to memory. Deletes of absent hosts and resources are
+// dropped; a write left with no change commits nothing. Operations are
+// stricter: beginning one already pending, or removing one that is not,
+// fails the whole write (checked under the operation's key lock, so that
+// of two concurrent finishes exactly one succeeds).
 func (s *State) write(changes []Change) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
@@ -345,6 +357,14 @@ func (s *State) write(changes []Change) error {
 	s.mu.RLock()
 	for _, c := range changes {
 		switch {
+		case c.Kind == KindOperation:
+			if _, ok := s.ops[c.Key]; ok != (c.Operation == nil) {
+				s.mu.RUnlock()
+				if ok {
+					return opAlreadyPending(c.Key)
+				}
+				return opNotPending(c.Key)
+			}
 		case c.Kind == KindHost && c.Host == nil:
 			if _, ok := s.hosts[c.Key]; !ok {
 				continue
@@ -439,6 +459,12 @@ func (s *State) apply(changes []Change) {
 			} else {
 				s.resources[c.Key] = c.Resource
 				s.index(c.Key, c.Resource)
+			}
+		case KindOperation:
+			if c.Operation == nil {
+				delete(s.ops, c.Key)
+			} else {
+				s.ops[c.Key] = c.Operation
 			}
 		}
 	}

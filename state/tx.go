@@ -1,6 +1,9 @@
 package state
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Tx collects the changes of one Update. Its methods validate and stage;
 // nothing is written until the function given to Update returns nil. A Tx
@@ -48,6 +51,20 @@ func (tx *Tx) stage(c Change) {
 	}
 	tx.at[id] = len(tx.changes)
 	tx.changes = append(tx.changes, c)
+}
+
+// unstage drops the staged change of a record.
+func (tx *Tx) unstage(kind Kind, key string) {
+	id := recordID{kind, key}
+	i, ok := tx.at[id]
+	if !ok {
+		return
+	}
+	tx.changes = slices.Delete(tx.changes, i, i+1)
+	delete(tx.at, id)
+	for j := i; j < len(tx.changes); j++ {
+		tx.at[recordID{tx.changes[j].Kind, tx.changes[j].Key}] = j
+	}
 }
 
 func (tx *Tx) staged(kind Kind, key string) (Change, bool) {

@@ -1,15 +1,16 @@
-// Package record encodes the records of a store (hosts, resources and the
-// store's metadata) as MessagePack, for the backends that keep one record
-// per key: boltbackend and etcdbackend.
+// Package record encodes the records of a store (hosts, resources, pending
+// operations and the store's metadata) as MessagePack, for the backends
+// that keep one record per key: boltbackend and etcdbackend.
 //
 // # Layout
 //
 // Every record is a MessagePack array whose first element is the record
 // format version (Version, 1), followed by the fields in a fixed order:
 //
-//	host:     [1, name, address, port, user, group, vars, created_at, updated_at, groups?]
-//	resource: [1, type, id, name, data, tags, created_at, updated_at]
-//	metadata: [1, version, created_at, updated_at, serial, lineage]
+//	host:      [1, name, address, port, user, group, vars, created_at, updated_at, groups?]
+//	resource:  [1, type, id, name, data, tags, created_at, updated_at]
+//	metadata:  [1, version, created_at, updated_at, serial, lineage]
+//	operation: [1, id, action, resource, host, data, started_at, holder]
 //
 // groups (HostState.Groups, the groups beyond group) is optional: a host
 // with no such groups has 9 elements, exactly as before the field existed,
@@ -18,7 +19,7 @@
 //
 // Timestamps use the MessagePack timestamp extension (type -1); the zero
 // time is written in its 96-bit form and comes back as time.Time{}. vars,
-// data and tags are nil when the record's map is nil and a (possibly
+// data (of resources and operations) and tags are nil when the record's map is nil and a (possibly
 // empty) map otherwise, so that nil and empty maps round-trip exactly. Maps
 // are written with their keys sorted, so one record always encodes to the
 // same bytes. Encoding uses github.com/vmihailenco/msgpack/v5.

@@ -54,6 +54,7 @@ func checkRoundTrip(t *testing.T, b []byte) {
 	roundTrip(t, "host", b, record.DecodeHost, record.EncodeHost)
 	roundTrip(t, "resource", b, record.DecodeResource, record.EncodeResource)
 	roundTrip(t, "metadata", b, record.DecodeMetadata, func(m state.Metadata) ([]byte, error) { return record.EncodeMetadata(&m) })
+	roundTrip(t, "operation", b, record.DecodeOperation, record.EncodeOperation)
 
 	r, rerr := record.DecodeResource(b)
 	typ, terr := record.ResourceType(b)
@@ -109,6 +110,7 @@ func TestSeedCorpus(t *testing.T) {
 			_, herr := record.DecodeHost(b)
 			_, rerr := record.DecodeResource(b)
 			_, merr := record.DecodeMetadata(b)
+			_, oerr := record.DecodeOperation(b)
 			switch {
 			case strings.HasPrefix(name, "host-"):
 				assert.NoError(t, herr)
@@ -116,10 +118,13 @@ func TestSeedCorpus(t *testing.T) {
 				assert.NoError(t, rerr)
 			case strings.HasPrefix(name, "metadata-"):
 				assert.NoError(t, merr)
+			case strings.HasPrefix(name, "operation-"):
+				assert.NoError(t, oerr)
 			case strings.HasPrefix(name, "bad-"):
 				assert.Error(t, herr)
 				assert.Error(t, rerr)
 				assert.Error(t, merr)
+				assert.Error(t, oerr)
 			}
 		})
 	}
@@ -168,20 +173,23 @@ func seeds(t testing.TB) map[string][]byte {
 		"resource-empty-maps":  must(record.EncodeResource(&state.ResourceState{Type: "ip", Data: map[string]any{}, Tags: map[string]string{}})),
 		"metadata-new":         must(record.EncodeMetadata(&state.Metadata{Version: "1.0", CreatedAt: t0, UpdatedAt: t0, Serial: 42, Lineage: "3f0c2a4e-0000-4000-8000-000000000000"})),
 		"metadata-zero":        must(record.EncodeMetadata(&state.Metadata{})),
-		"bad-empty":            {},
-		"bad-truncated-host":   hb[:len(hb)/2],
-		"bad-trailing-byte":    append(slices.Clone(hb), 0xc0),
-		"bad-huge-str32":       hostWith(0xdb, 0xff, 0xff, 0xff, 0xff, 'x'),
-		"bad-huge-array32":     hostWith(0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0),
-		"bad-huge-map32":       hostWith(0xdf, 0xff, 0xff, 0xff, 0xff, 0xa0, 0xc0),
-		"bad-deep-lists":       hostWith(bytes.Repeat([]byte{0x91}, 600)...),
-		"bad-duplicate-key":    hostWith(0x82, 0xa1, 'k', 0x01, 0xa1, 'k', 0x02),
-		"bad-integral-float":   hostWith(0xcb, 0x40, 0x54, 0, 0, 0, 0, 0, 0),
-		"bad-nan":              hostWith(0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1),
-		"bad-utf8":             hostWith(0xa2, 0xff, 0xfe),
-		"bad-bin":              hostWith(0xc4, 0x01, 'x'),
-		"bad-uint64-overflow":  hostWith(0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0),
-		"bad-version":          {0x99, 0x02, 0xa1, 'h'},
+		"operation-full": must(record.EncodeOperation(&state.Operation{ID: "0123456789abcdef", Action: "create", Resource: "linode:web01", Host: "web01",
+			Data: map[string]any{"token": "tok-1", "request": map[string]any{"region": "us-east"}}, StartedAt: t0, Holder: "pid 42 on host ci-7 (ftl2 apply)"})),
+		"operation-bare":      must(record.EncodeOperation(&state.Operation{ID: "a", Action: "delete", Resource: "r"})),
+		"bad-empty":           {},
+		"bad-truncated-host":  hb[:len(hb)/2],
+		"bad-trailing-byte":   append(slices.Clone(hb), 0xc0),
+		"bad-huge-str32":      hostWith(0xdb, 0xff, 0xff, 0xff, 0xff, 'x'),
+		"bad-huge-array32":    hostWith(0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0),
+		"bad-huge-map32":      hostWith(0xdf, 0xff, 0xff, 0xff, 0xff, 0xa0, 0xc0),
+		"bad-deep-lists":      hostWith(bytes.Repeat([]byte{0x91}, 600)...),
+		"bad-duplicate-key":   hostWith(0x82, 0xa1, 'k', 0x01, 0xa1, 'k', 0x02),
+		"bad-integral-float":  hostWith(0xcb, 0x40, 0x54, 0, 0, 0, 0, 0, 0),
+		"bad-nan":             hostWith(0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1),
+		"bad-utf8":            hostWith(0xa2, 0xff, 0xfe),
+		"bad-bin":             hostWith(0xc4, 0x01, 'x'),
+		"bad-uint64-overflow": hostWith(0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0),
+		"bad-version":         {0x99, 0x02, 0xa1, 'h'},
 	}
 	return s
 }

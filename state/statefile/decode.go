@@ -620,8 +620,18 @@ func (d *decoder) document() (*state.Contents, error) {
 				}
 				return d.resource(c, rkey, keyOff)
 			})
+		case "operations":
+			if null, err := d.null(); null || err != nil {
+				return err
+			}
+			return d.object(false, func(id string, idOff int) error {
+				if _, ok := c.Operations[id]; ok {
+					return d.dup(idOff)
+				}
+				return d.operation(c, id, idOff)
+			})
 		}
-		return d.errAt(keyOff, "unknown field (a document has metadata, hosts and resources)")
+		return d.errAt(keyOff, "unknown field (a document has metadata, hosts, resources and operations)")
 	})
 	if err != nil {
 		return nil, err
@@ -849,5 +859,98 @@ func (d *decoder) resource(c *state.Contents, key string, keyOff int) error {
 		return d.invalid(err, &offs, recOff)
 	}
 	c.Resources[key] = n
+	return nil
+}
+
+// Field numbers of operation records.
+const (
+	oID = iota
+	oAction
+	oResource
+	oHost
+	oData
+	oStarted
+	oHolder
+	nOpFields
+)
+
+var opFieldNums = map[string]int{
+	"id": oID, "action": oAction, "resource": oResource, "host": oHost, "data": oData, "started_at": oStarted, "holder": oHolder,
+}
+
+func (d *decoder) operation(c *state.Contents, id string, idOff int) error {
+	recOff := d.off
+	if err := state.ValidateName(id); err != nil {
+		return d.errAt(idOff, "%s", err.(*state.FieldError).Msg)
+	}
+	if d.peek() != '{' {
+		return d.wrongType("an object")
+	}
+	var op state.Operation
+	var offs [nOpFields]int
+	err := d.object(false, func(key string, keyOff int) error {
+		n, ok := opFieldNums[key]
+		switch {
+		case !ok:
+			return d.errAt(keyOff, "unknown field (an operation has id, action, resource, host, data, started_at and holder)")
+		case offs[n] != 0:
+			return d.dup(keyOff)
+		}
+		offs[n] = d.off
+		var err error
+		switch n {
+		case oID:
+			op.ID, err = d.stringField()
+		case oAction:
+			op.Action, err = d.stringField()
+		case oResource:
+			op.Resource, err = d.stringField()
+		case oHost:
+			op.Host, err = d.stringField()
+		case oData:
+			var null bool
+			if null, err = d.null(); !null && err == nil {
+				op.Data, err = d.freeObject(1)
+			}
+		case oStarted:
+			op.StartedAt, err = d.timeField()
+		case oHolder:
+			op.Holder, err = d.stringField()
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	n, err := op.Normalize()
+	if err != nil {
+		fe, ok := err.(*state.FieldError)
+		if !ok {
+			return d.errAt(recOff, "%v", err)
+		}
+		off := recOff
+		first, _, _ := strings.Cut(fe.Path, ".")
+		if f, ok := opFieldNums[first]; ok && offs[f] > 0 {
+			off = offs[f]
+		}
+		e := d.errAt(off, "%s", fe.Msg)
+		if fe.Path != "" {
+			e.Path += "." + fe.Path
+		}
+		return e
+	}
+	if n.ID != id {
+		off := offs[oID]
+		if off == 0 {
+			off = recOff
+		}
+		e := d.errAt(off, "%q does not match its key", n.ID)
+		e.Path += ".id"
+		return e
+	}
+	if c.Operations == nil {
+		c.Operations = map[string]*state.Operation{}
+	}
+	c.Operations[id] = n
 	return nil
 }

@@ -37,6 +37,17 @@
 //	      "created_at": "2024-01-15T10:30:00Z",
 //	      "updated_at": "2024-01-15T10:30:00Z"
 //	    }
+//	  },
+//	  "operations": {
+//	    "3f9a1c2e4b5d6071": {
+//	      "id": "3f9a1c2e4b5d6071",
+//	      "action": "create",
+//	      "resource": "linode:web02",
+//	      "host": "web02",
+//	      "data": {…},
+//	      "started_at": "2024-01-15T14:50:00Z",
+//	      "holder": "pid 4242 on host ci-7 (ftl2 apply)"
+//	    }
 //	  }
 //	}
 //
@@ -47,11 +58,14 @@
 // sorted, arrays one element per line, times in RFC 3339 with nanoseconds
 // in UTC, and "hosts": {} when there are none. The fields the design
 // document lacks are metadata.serial and metadata.lineage, left out while
-// zero. A host's group is left out when empty, and so is groups (the
-// host's groups beyond group, HostState.Groups) when it has none; vars,
-// data and tags are left out when nil and written as {} when empty, so
-// both survive a round trip. The documented example (no groups, no serial,
-// no lineage) is therefore written exactly as before those fields existed.
+// zero, and "operations", the pending operations (state.Operation) by ID,
+// left out when there are none. A host's group is left out when empty,
+// and so is groups (the host's groups beyond group, HostState.Groups) when
+// it has none; an operation's host and holder are left out when empty;
+// vars, data and tags are left out when nil and written as {} when empty,
+// so both survive a round trip. The documented example (no groups, no
+// serial, no lineage, no operations) is therefore written exactly as
+// before those fields existed.
 // Strings are escaped as encoding/json escapes them, except that <, > and
 // & are written as they are (a reviewer reads "<redacted>" and URLs with
 // query strings as they are; HTML escaping protects web pages, not files).
@@ -60,10 +74,10 @@
 // whitespace, any key order, times with any offset (converted to UTC),
 // numbers in any JSON notation (normalized as state.NormalizeValue does:
 // 80.0 is int64(80), integers beyond int64 become float64), null for an
-// absent metadata, hosts, resources, groups, vars, data or tags (an empty
-// groups list is no groups). A missing
-// metadata.version is state.FormatVersion; other missing metadata fields
-// are zero (a backend fills them in).
+// absent metadata, hosts, resources, operations, groups, vars, data or
+// tags (an empty groups list is no groups). A missing metadata.version is
+// state.FormatVersion; other missing metadata fields are zero (a backend
+// fills them in).
 //
 // # Strictness
 //

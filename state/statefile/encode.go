@@ -23,8 +23,11 @@ type EncodeOptions struct {
 	// Resource is Host's counterpart for resources; key is the resource's
 	// key, under which it is written.
 	Resource func(key string, r *state.ResourceState) *state.ResourceState
-	// Progress, when set, is called after each record (host or resource)
-	// is encoded, with the number of records encoded so far.
+	// Operation is Host's counterpart for pending operations, written
+	// under their IDs.
+	Operation func(op *state.Operation) *state.Operation
+	// Progress, when set, is called after each record (host, resource or
+	// operation) is encoded, with the number of records encoded so far.
 	Progress func(done int)
 	// Cache, when set, keeps the encoding of each record from one call of
 	// EncodeContents to the next, so that a writer that rewrites a whole
@@ -32,7 +35,8 @@ type EncodeOptions struct {
 	// Records are known by identity (their pointer): a record must never
 	// change once it has been encoded with a Cache, which holds for the
 	// records a Backend keeps (they are immutable). It is not used when
-	// Host or Resource is set, nor by Encode.
+	// Host, Resource or Operation is set, nor by Encode. Operations are
+	// not cached: few are pending at a time.
 	Cache *Cache
 }
 
@@ -60,7 +64,10 @@ func Encode(w io.Writer, snap state.Snapshot, opts *EncodeOptions) error {
 	hosts := func(fn func(string, *state.HostState) error) error {
 		return snap.Hosts(func(h *state.HostState) error { return fn(h.Name, h) })
 	}
-	return e.document(snap.Metadata(), hosts, snap.Resources)
+	ops := func(fn func(string, *state.Operation) error) error {
+		return snap.Operations(func(op *state.Operation) error { return fn(op.ID, op) })
+	}
+	return e.document(snap.Metadata(), hosts, snap.Resources, ops)
 }
 
 // EncodeContents is Encode for a whole store held in memory: hosts are
@@ -85,7 +92,15 @@ func EncodeContents(w io.Writer, c *state.Contents, opts *EncodeOptions) error {
 		}
 		return nil
 	}
-	return e.document(c.Metadata, hosts, resources)
+	ops := func(fn func(string, *state.Operation) error) error {
+		for _, id := range slices.Sorted(maps.Keys(c.Operations)) {
+			if err := fn(id, c.Operations[id]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return e.document(c.Metadata, hosts, resources, ops)
 }
 
 // writeError marks an error of the underlying writer, so that it is told
@@ -113,7 +128,7 @@ func newEncoder(w io.Writer, opts *EncodeOptions) *encoder {
 	if opts != nil {
 		e.opts = *opts
 	}
-	if c := e.opts.Cache; c != nil && e.opts.Host == nil && e.opts.Resource == nil {
+	if c := e.opts.Cache; c != nil && e.opts.Host == nil && e.opts.Resource == nil && e.opts.Operation == nil {
 		e.cache = c
 		e.next = Cache{hosts: make(map[*state.HostState][]byte, len(c.hosts)), resources: make(map[*state.ResourceState][]byte, len(c.resources))}
 	}
@@ -244,8 +259,9 @@ func closeMap(e *encoder, empty bool) error {
 
 func (e *encoder) document(meta state.Metadata,
 	hosts func(func(string, *state.HostState) error) error,
-	resources func(func(string, *state.ResourceState) error) error) error {
-	err := e.body(meta, hosts, resources)
+	resources func(func(string, *state.ResourceState) error) error,
+	ops func(func(string, *state.Operation) error) error) error {
+	err := e.body(meta, hosts, resources, ops)
 	if err == nil {
 		if ferr := e.w.Flush(); ferr != nil {
 			err = &writeError{ferr}
@@ -262,7 +278,8 @@ func (e *encoder) document(meta state.Metadata,
 
 func (e *encoder) body(meta state.Metadata,
 	hosts func(func(string, *state.HostState) error) error,
-	resources func(func(string, *state.ResourceState) error) error) error {
+	resources func(func(string, *state.ResourceState) error) error,
+	ops func(func(string, *state.Operation) error) error) error {
 	if err := e.writeString("{\n  \"metadata\": "); err != nil {
 		return err
 	}
@@ -330,6 +347,41 @@ func (e *encoder) body(meta state.Metadata,
 	}
 	if err := closeMap(e, first); err != nil {
 		return err
+	}
+	// "operations" is written only when there are some, so that a store
+	// without pending operations is the documented format byte for byte.
+	first = true
+	err = ops(func(id string, op *state.Operation) error {
+		if op == nil {
+			return fmt.Errorf("statefile: operations.%s: nil record", state.PathKey(id))
+		}
+		if e.opts.Operation != nil {
+			if op = e.opts.Operation(op); op == nil {
+				return nil
+			}
+		}
+		v, err := e.marshal(toWireOperation(op), "    ")
+		if err != nil {
+			return fmt.Errorf("statefile: operations.%s: %w", state.PathKey(id), err)
+		}
+		if first {
+			if err := e.writeString(",\n  \"operations\": "); err != nil {
+				return err
+			}
+		}
+		if err := e.member(first, id, v); err != nil {
+			return err
+		}
+		first = false
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !first {
+		if err := closeMap(e, false); err != nil {
+			return err
+		}
 	}
 	return e.writeString("\n}\n")
 }

@@ -26,6 +26,12 @@ func MarshalWhole(c *state.Contents) ([]byte, error) {
 	for k, r := range c.Resources {
 		doc.Resources[k] = toWireResource(r)
 	}
+	if len(c.Operations) > 0 {
+		doc.Operations = make(map[string]*wireOperation, len(c.Operations))
+		for k, op := range c.Operations {
+			doc.Operations[k] = toWireOperation(op)
+		}
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -64,6 +70,15 @@ type stdDoc struct {
 		CreatedAt *string           `json:"created_at"`
 		UpdatedAt *string           `json:"updated_at"`
 	} `json:"resources"`
+	Operations map[string]*struct {
+		ID        string         `json:"id"`
+		Action    string         `json:"action"`
+		Resource  string         `json:"resource"`
+		Host      string         `json:"host"`
+		Data      map[string]any `json:"data"`
+		StartedAt *string        `json:"started_at"`
+		Holder    string         `json:"holder"`
+	} `json:"operations"`
 }
 
 // DecodeStd decodes data with encoding/json (UseNumber, no unknown
@@ -158,6 +173,20 @@ func DecodeStd(data []byte) (*state.Contents, error) {
 			return nil, err
 		}
 		c.Resources[k] = rs
+	}
+	for k, o := range doc.Operations {
+		if c.Operations == nil {
+			c.Operations = map[string]*state.Operation{}
+		}
+		if o == nil {
+			c.Operations[k] = nil
+			continue
+		}
+		op := &state.Operation{ID: o.ID, Action: o.Action, Resource: o.Resource, Host: o.Host, Data: o.Data, Holder: o.Holder}
+		if op.StartedAt, err = tm(o.StartedAt); err != nil {
+			return nil, err
+		}
+		c.Operations[k] = op
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

@@ -15,9 +15,10 @@ import (
 // (it streams); tests marshal it to check that the stream is identical to
 // encoding/json's encoding of the whole document.
 type wireDoc struct {
-	Metadata  wireMeta                 `json:"metadata"`
-	Hosts     map[string]*wireHost     `json:"hosts"`
-	Resources map[string]*wireResource `json:"resources"`
+	Metadata   wireMeta                  `json:"metadata"`
+	Hosts      map[string]*wireHost      `json:"hosts"`
+	Resources  map[string]*wireResource  `json:"resources"`
+	Operations map[string]*wireOperation `json:"operations,omitempty"`
 }
 
 type wireMeta struct {
@@ -53,6 +54,18 @@ type wireResource struct {
 	UpdatedAt time.Time         `json:"updated_at"`
 }
 
+// wireOperation is a pending operation; Data is omitzero as in
+// wireResource.
+type wireOperation struct {
+	ID        string         `json:"id"`
+	Action    string         `json:"action"`
+	Resource  string         `json:"resource"`
+	Host      string         `json:"host,omitempty"`
+	Data      map[string]any `json:"data,omitzero"`
+	StartedAt time.Time      `json:"started_at"`
+	Holder    string         `json:"holder,omitempty"`
+}
+
 func toWireMeta(m state.Metadata) *wireMeta {
 	return &wireMeta{Version: m.Version, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Serial: m.Serial, Lineage: m.Lineage}
 }
@@ -63,4 +76,8 @@ func toWireHost(h *state.HostState) *wireHost {
 
 func toWireResource(r *state.ResourceState) *wireResource {
 	return &wireResource{Type: r.Type, ID: r.ID, Name: r.Name, Data: r.Data, Tags: r.Tags, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func toWireOperation(op *state.Operation) *wireOperation {
+	return &wireOperation{ID: op.ID, Action: op.Action, Resource: op.Resource, Host: op.Host, Data: op.Data, StartedAt: op.StartedAt, Holder: op.Holder}
 }

@@ -35,8 +35,9 @@ type memStore struct {
 
 func newStore() *memStore {
 	c := state.Contents{
-		Hosts:     make(map[string]*state.HostState),
-		Resources: make(map[string]*state.ResourceState),
+		Hosts:      make(map[string]*state.HostState),
+		Resources:  make(map[string]*state.ResourceState),
+		Operations: make(map[string]*state.Operation),
 	}
 	return &memStore{contents: c}
 }
@@ -127,13 +128,18 @@ func (m *Memory) Commit(b *state.Batch) (state.Metadata, error) {
 	defer s.mu.Unlock()
 	c := &s.contents
 	meta := state.NextMetadata(c.Metadata, b)
-	hosts, resources := c.Hosts, c.Resources
+	hosts, resources, ops := c.Hosts, c.Resources, c.Operations
 	if b.Replace != nil {
 		hosts = make(map[string]*state.HostState, len(b.Changes))
 		resources = make(map[string]*state.ResourceState, len(b.Changes))
+		ops = make(map[string]*state.Operation)
 	}
 	for _, ch := range b.Changes {
 		switch {
+		case ch.Kind == state.KindOperation && ch.Operation == nil:
+			delete(ops, ch.Key)
+		case ch.Kind == state.KindOperation:
+			ops[ch.Key] = ch.Operation
 		case ch.Kind == state.KindHost && ch.Host == nil:
 			delete(hosts, ch.Key)
 		case ch.Kind == state.KindHost:
@@ -144,7 +150,7 @@ func (m *Memory) Commit(b *state.Batch) (state.Metadata, error) {
 			resources[ch.Key] = ch.Resource
 		}
 	}
-	c.Metadata, c.Hosts, c.Resources = meta, hosts, resources
+	c.Metadata, c.Hosts, c.Resources, c.Operations = meta, hosts, resources, ops
 	return meta, nil
 }
 

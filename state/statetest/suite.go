@@ -28,7 +28,8 @@ type Opener func(t testing.TB, dir string) state.Backend
 // returns, as named subtests, each in its own directory: round trips of
 // every field and value kind, missing keys, removal, ordering, persistence
 // across reopen, atomic Update, timestamps and serial rules, copies,
-// validation, Replace, snapshots, concurrent use and use after Close.
+// validation, Replace, snapshots, concurrent use and use after Close, and
+// pending operations.
 func TestBackend(t *testing.T, open Opener) {
 	s := &suite{open: open}
 	tests := []struct {
@@ -59,6 +60,9 @@ func TestBackend(t *testing.T, open Opener) {
 		{"MergeToInventory", s.testMergeToInventory},
 	}
 	for _, tt := range tests {
+		t.Run(tt.name, tt.fn)
+	}
+	for _, tt := range s.operationTests() {
 		t.Run(tt.name, tt.fn)
 	}
 }

@@ -1,0 +1,77 @@
+package etcdbackend_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/go-ftl2/ftlstate/internal/record"
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+func layoutOf(t testing.TB, raw *clientv3.Client, prefix string) string {
+	t.Helper()
+	resp, err := raw.Get(context.Background(), prefix+"/layout")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	return string(resp.Kvs[0].Value)
+}
+
+// A store of layout version 1 (written before operations existed) reads
+// as one without pending operations and becomes version 2 in the
+// transaction of its first operation.
+func TestOperations_Layout1StoreUpgradesWithItsFirstOperation(t *testing.T) {
+	cfg := config(newPrefix(t))
+	raw := rawClient(t)
+	b := openTB(t, cfg)
+	require.NoError(t, b.Close())
+	assert.Equal(t, "2", layoutOf(t, raw, cfg.Prefix), "new stores are created at version 2")
+	_, err := raw.Put(context.Background(), cfg.Prefix+"/layout", "1")
+	require.NoError(t, err)
+
+	b = openTB(t, cfg)
+	st, err := state.Open(b)
+	require.NoError(t, err)
+	assert.Empty(t, st.PendingOperations())
+	require.NoError(t, st.AddHost(&state.HostState{Name: "web01"}))
+	assert.Equal(t, "1", layoutOf(t, raw, cfg.Prefix), "other writes leave the layout as it is")
+	op, err := st.BeginOperation(&state.Operation{Action: state.ActionCreate, Resource: "linode:1", Host: "web01"})
+	require.NoError(t, err)
+	assert.Equal(t, "2", layoutOf(t, raw, cfg.Prefix))
+	_, err = st.BeginOperation(&state.Operation{Action: state.ActionCreate, Resource: "linode:2"})
+	require.NoError(t, err)
+	require.NoError(t, b.Check())
+	require.NoError(t, st.Close())
+
+	resp, err := raw.Get(context.Background(), cfg.Prefix+"/operations/"+op.ID)
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1, "one key per operation, under PREFIX/operations/")
+	got, err := record.DecodeOperation(resp.Kvs[0].Value)
+	require.NoError(t, err)
+	assert.Equal(t, op, got)
+}
+
+func TestOperations_CheckFindsDamagedOperations(t *testing.T) {
+	cfg := config(newPrefix(t))
+	raw := rawClient(t)
+	b := openTB(t, cfg)
+	other, err := record.EncodeOperation(&state.Operation{ID: "other", Action: "create", Resource: "r"})
+	require.NoError(t, err)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/operations/garbage", "\x93\x01")
+	require.NoError(t, err)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/operations/elsewhere", string(other))
+	require.NoError(t, err)
+	err = b.Check()
+	assert.ErrorIs(t, err, state.ErrCorrupt)
+	assert.ErrorContains(t, err, `operations/"garbage": record:`)
+	assert.ErrorContains(t, err, `operation "other" stored under another key`)
+	require.NoError(t, b.View(func(s state.Snapshot) error {
+		_, _, err := s.Operation("garbage")
+		assert.ErrorIs(t, err, state.ErrCorrupt)
+		assert.ErrorIs(t, s.Operations(func(*state.Operation) error { return nil }), state.ErrCorrupt)
+		return nil
+	}))
+}
