@@ -124,7 +124,10 @@ func decodeJSON(t *testing.T, b []byte) map[string]any {
 // TestAnsibleInventory_RealAnsible serves the inventory of a state to the
 // real ansible-inventory through an executable inventory script and checks
 // that Ansible sees every host, group and variable as mapped.
-func TestAnsibleInventory_RealAnsible(t *testing.T) {
+// ansibleInventory returns the ansible-inventory to run, or skips (or
+// fails, with FTLSTATE_REQUIRE_ANSIBLE=1).
+func ansibleInventory(t *testing.T) string {
+	t.Helper()
 	bin, err := exec.LookPath("ansible-inventory")
 	if err != nil {
 		if os.Getenv("FTLSTATE_REQUIRE_ANSIBLE") == "1" {
@@ -135,6 +138,11 @@ func TestAnsibleInventory_RealAnsible(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("inventory scripts need a POSIX shell")
 	}
+	return bin
+}
+
+func TestAnsibleInventory_RealAnsible(t *testing.T) {
+	bin := ansibleInventory(t)
 
 	st := open()
 	defer st.Close()

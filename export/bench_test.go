@@ -1,13 +1,17 @@
 package export_test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
 	"github.com/go-ftl2/ftlstate/export"
 	"github.com/go-ftl2/ftlstate/internal/benchkit"
+	"github.com/go-ftl2/ftlstate/state"
+	"github.com/go-ftl2/ftlstate/state/statetest"
 )
 
 // The benchmarks below are the export rows of "ftlstate bench", for
@@ -76,5 +80,46 @@ func BenchmarkMarshalIndent(b *testing.B) {
 			}
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 		})
+	}
+}
+
+// BenchmarkFTL2 writes a store of 2k and 20k records as an ftl2 file
+// (export --format ftl2) and reads it back (import), to show that both
+// grow in proportion to the store:
+//
+//	go test -run '^$' -bench FTL2 -benchtime 3x ./export
+func BenchmarkFTL2(b *testing.B) {
+	for _, n := range []int{2_000, 20_000} {
+		c := benchkit.Contents(n/2, n/2)
+		st, err := state.Open(statetest.NewMemory())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Replace(c, true); err != nil {
+			b.Fatal(err)
+		}
+		var file bytes.Buffer
+		if err := export.WriteFTL2(&file, st, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("write/records=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(file.Len()))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := export.WriteFTL2(io.Discard, st, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("read/records=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(file.Len()))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := export.ReadFTL2(bytes.NewReader(file.Bytes())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		st.Close()
 	}
 }

@@ -35,6 +35,10 @@ type ImportOptions struct {
 	// MaxSize is the largest document read, in bytes; zero means
 	// statefile.DefaultMaxSize (1 GiB).
 	MaxSize int64
+	// Format is the format Import and ReadAny read: FormatState,
+	// FormatFTL2, or "" to recognise it by its content (see ReadAny).
+	// Read reads FormatState whatever it says.
+	Format Format
 }
 
 // Read reads and validates a whole state.json document. Errors name the
@@ -49,15 +53,17 @@ func Read(r io.Reader, opts *ImportOptions) (*state.Contents, error) {
 	return statefile.Decode(r, do)
 }
 
-// Import reads a state.json document from r, validates all of it, then
-// replaces everything st holds with it in one atomic, durable write: all or
-// nothing. Like Terraform's "state push" it refuses, with an error matching
+// Import reads a state file from r (a documented state.json or an ftl2
+// one, as ReadAny recognises them, or as opts.Format says), validates all
+// of it, then replaces everything st holds with it in one atomic, durable
+// write: all or nothing. Like Terraform's "state push" it refuses, with an error matching
 // state.ErrConflict, a document from another store (lineage) or older than
 // the store (serial), or one without lineage into a store that is not
 // empty, unless opts.Force is set. The documented example (no lineage, no
-// serial) imports into an empty store.
+// serial) imports into an empty store; so does an ftl2 file, which has
+// neither.
 func Import(st *state.State, r io.Reader, opts *ImportOptions) error {
-	c, err := Read(r, opts)
+	c, _, err := ReadAny(r, opts)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
