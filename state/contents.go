@@ -103,20 +103,8 @@ func (s *State) Replace(c *Contents, force bool) error {
 		return fmt.Errorf("state: replace: %w", err)
 	}
 
-	doc := cc.Metadata
-	meta := doc
-	if meta.Lineage == "" {
-		meta.Lineage = cur.Lineage
-	}
-	meta.Serial = max(doc.Serial, cur.Serial) + 1
 	now := Timestamp(time.Now())
-	if meta.CreatedAt.IsZero() {
-		meta.CreatedAt = cur.CreatedAt
-	}
-	if meta.UpdatedAt.IsZero() {
-		meta.UpdatedAt = now
-	}
-	meta.CreatedAt, meta.UpdatedAt = Timestamp(meta.CreatedAt), Timestamp(meta.UpdatedAt)
+	meta := ReplaceMetadata(cur, cc.Metadata, now)
 
 	changes := make([]Change, 0, len(cc.Hosts)+len(cc.Resources)+len(cc.Operations))
 	for _, name := range slices.Sorted(maps.Keys(cc.Hosts)) {
@@ -159,11 +147,40 @@ func (e *ConflictError) Error() string { return "conflict: " + e.Reason }
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
 // checkReplaceLocked applies Replace's safety rules to a document with
-// metadata doc; s.mu must be held. An empty store (serial 0, no records)
-// takes any document.
+// metadata doc; s.mu must be held.
 func (s *State) checkReplaceLocked(doc Metadata, force bool) error {
-	cur := s.meta
-	if force || cur.Serial == 0 && len(s.hosts) == 0 && len(s.resources) == 0 && len(s.ops) == 0 {
+	return ReplaceConflict(s.meta, len(s.hosts) == 0 && len(s.resources) == 0 && len(s.ops) == 0, doc, force)
+}
+
+// ReplaceMetadata returns the metadata a store whose metadata is cur
+// has after Replace writes a document whose metadata is doc, at now: doc's,
+// except that the lineage stays cur's when doc has none, the serial is one
+// more than the larger of the two, and missing times are cur's creation
+// time and now. Callers that replace a store through a Backend directly
+// (Batch.Replace) use it, so that they agree with Replace.
+func ReplaceMetadata(cur, doc Metadata, now time.Time) Metadata {
+	meta := doc
+	if meta.Lineage == "" {
+		meta.Lineage = cur.Lineage
+	}
+	meta.Serial = max(doc.Serial, cur.Serial) + 1
+	if meta.CreatedAt.IsZero() {
+		meta.CreatedAt = cur.CreatedAt
+	}
+	if meta.UpdatedAt.IsZero() {
+		meta.UpdatedAt = now
+	}
+	meta.CreatedAt, meta.UpdatedAt = Timestamp(meta.CreatedAt), Timestamp(meta.UpdatedAt)
+	return meta
+}
+
+// ReplaceConflict applies Replace's safety rules (see Replace) to a
+// document whose metadata is doc, for a store whose metadata is cur and
+// which holds no records when empty is set: nil when Replace would accept
+// it, else a *ConflictError. An empty store (serial 0, no records) takes
+// any document; force takes any document.
+func ReplaceConflict(cur Metadata, empty bool, doc Metadata, force bool) error {
+	if force || cur.Serial == 0 && empty {
 		return nil
 	}
 	switch {

@@ -66,7 +66,8 @@ type LockInfo struct {
 }
 
 // String describes the holder: "pid 4242 (ftl2 apply) on host ci-7 since
-// 10:31:05" (local time).
+// 2024-01-15 10:31:05 CET" (local time, with its date and zone: the
+// holder may have started days ago, or on a machine in another zone).
 func (i *LockInfo) String() string {
 	s := fmt.Sprintf("pid %d", i.PID)
 	if i.Command != "" {
@@ -76,7 +77,7 @@ func (i *LockInfo) String() string {
 		s += " on host " + i.Host
 	}
 	if !i.Since.IsZero() {
-		s += " since " + i.Since.Local().Format("15:04:05")
+		s += " since " + i.Since.Local().Format("2006-01-02 15:04:05 MST")
 	}
 	return s
 }

@@ -244,7 +244,7 @@ func TestLockError_Message(t *testing.T) {
 	since := time.Date(2024, 1, 15, 10, 31, 5, 0, time.Local)
 	err := error(&state.LockError{Path: "state.db", Holder: &state.LockInfo{PID: 4242, Host: "ci-7", Command: "ftl2 apply", Since: since}})
 	assert.ErrorIs(t, err, state.ErrLocked)
-	assert.Equal(t, "state.db: locked by pid 4242 (ftl2 apply) on host ci-7 since 10:31:05", err.Error())
+	assert.Equal(t, "state.db: locked by pid 4242 (ftl2 apply) on host ci-7 since 2024-01-15 10:31:05 "+since.Format("MST"), err.Error())
 	err = &state.LockError{Path: "state.db"}
 	assert.Equal(t, "state.db: locked by another process", err.Error())
 	err = &state.LockError{Path: "s", Holder: &state.LockInfo{PID: 1, Host: "h"}, Stale: true}

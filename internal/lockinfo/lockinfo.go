@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,13 +20,27 @@ const MaxSize = 64 << 10
 // Path returns the lock-info path of the store at store: store + ".lock".
 func Path(store string) string { return store + ".lock" }
 
+// command, when set, is what Self records as the command (SetCommand).
+var command atomic.Pointer[string]
+
+// SetCommand makes Self record cmd as this process's command instead of
+// the words Command finds in os.Args. A program whose global flags come
+// before its verb ("ftlstate --state s.db import x.json", where Command
+// sees only "ftlstate") sets it to what it runs ("ftlstate import"). It
+// must hold no secrets.
+func SetCommand(cmd string) { command.Store(&cmd) }
+
 // Self describes this process as a lock holder.
 func Self() state.LockInfo {
 	host, _ := os.Hostname()
+	cmd := Command(os.Args)
+	if c := command.Load(); c != nil {
+		cmd = *c
+	}
 	return state.LockInfo{
 		PID:      os.Getpid(),
 		Host:     host,
-		Command:  Command(os.Args),
+		Command:  cmd,
 		Since:    time.Now().UTC().Truncate(time.Second),
 		Instance: state.NewLineage(),
 	}
