@@ -1,0 +1,136 @@
+package boltbackend
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/go-ftl2/ftlstate/internal/record"
+	"github.com/go-ftl2/ftlstate/state"
+)
+
+// Salvage reads what can still be read of the damaged store at path, so
+// that an operator can rebuild it (ftlstate salvage). Unlike Open it does
+// not refuse a store whose records, counters or buckets are damaged; it
+// still refuses a file that is not a bbolt file or whose meta pages are
+// damaged (see Open), and never writes.
+//
+// Inside one read transaction it calls fn for every host, then every
+// resource, in key order: with the decoded record in c (c.Host or
+// c.Resource set) and a nil error, or with c.Key and the error that makes
+// the record unreadable (matching state.ErrCorrupt). When damage to
+// bbolt's own pages stops the walk of a bucket, fn gets that error with
+// the last key read before it (or none), and the walk goes on with the
+// next bucket. An error from fn stops Salvage and is returned. The
+// returned Metadata is the store's, or the zero Metadata when it cannot
+// be read (reported to fn with Kind 0).
+//
+// opts.Timeout is how long to wait for a writer (as for a read-only
+// Open); opts.ReadOnly is implied.
+func Salvage(path string, opts *Options, fn func(c state.Change, err error) error) (state.Metadata, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.ReadOnly = true
+	start := time.Now()
+	if err := probe(path, o, start); err != nil {
+		return state.Metadata{}, err
+	}
+	db, err := bolt.Open(path, fileMode, &bolt.Options{
+		Timeout: remaining(o.Timeout, start), ReadOnly: true, FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return state.Metadata{}, lockError(path, o, start)
+		}
+		return state.Metadata{}, corruptf(path, "%v", err)
+	}
+	defer db.Close()
+	var meta state.Metadata
+	errStop := errors.New("stop")
+	var fnErr error
+	call := func(c state.Change, err error) error {
+		if fnErr = fn(c, err); fnErr != nil {
+			return errStop
+		}
+		return nil
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		s := &snapshot{path: path}
+		merr := safely(path, "reading the metadata", func() error {
+			md := tx.Bucket(bucketMetadata)
+			if md == nil {
+				return corruptf(path, "no %q bucket", bucketMetadata)
+			}
+			m, err := record.DecodeMetadata(md.Get(keyMeta))
+			if err != nil {
+				return fmt.Errorf("boltbackend: %s: metadata/meta: %w", path, err)
+			}
+			meta = m
+			return nil
+		})
+		if merr != nil {
+			if err := call(state.Change{}, merr); err != nil {
+				return err
+			}
+		}
+		for _, kind := range []state.Kind{state.KindHost, state.KindResource} {
+			name := bucketHosts
+			if kind == state.KindResource {
+				name = bucketResources
+			}
+			if err := salvageBucket(tx, s, kind, name, call); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return meta, fnErr
+	}
+	return meta, err
+}
+
+// salvageBucket walks one record bucket for Salvage.
+func salvageBucket(tx *bolt.Tx, s *snapshot, kind state.Kind, name []byte, call func(state.Change, error) error) error {
+	var b *bolt.Bucket
+	if err := safely(s.path, "salvage", func() error { b = tx.Bucket(name); return nil }); err != nil || b == nil {
+		if err == nil {
+			err = corruptf(s.path, "bucket %q is missing", name)
+		}
+		return call(state.Change{Kind: kind}, err)
+	}
+	c := b.Cursor()
+	var last string
+	for first := true; ; first = false {
+		var k, v []byte
+		err := safely(s.path, fmt.Sprintf("walking %s after %q", name, last), func() error {
+			k, v = step(c, first)
+			return nil
+		})
+		if err != nil {
+			return call(state.Change{Kind: kind, Key: last}, err)
+		}
+		if k == nil {
+			return nil
+		}
+		last = string(k)
+		ch := state.Change{Kind: kind, Key: last}
+		err = safely(s.path, "salvage", func() error {
+			var err error
+			if kind == state.KindHost {
+				ch.Host, err = s.host(k, v)
+			} else {
+				ch.Resource, err = s.resource(k, v)
+			}
+			return err
+		})
+		if err := call(ch, err); err != nil {
+			return err
+		}
+	}
+}
