@@ -61,7 +61,7 @@ func Salvage(path string, opts *Options, fn func(c state.Change, err error) erro
 	}
 	err = db.View(func(tx *bolt.Tx) error {
 		s := &snapshot{path: path}
-		merr := safely(path, "reading the metadata", func() error {
+		merr := catchFaults(path, "reading the metadata", func() error {
 			md := tx.Bucket(bucketMetadata)
 			if md == nil {
 				return corruptf(path, "no %q bucket", bucketMetadata)
@@ -98,7 +98,7 @@ func Salvage(path string, opts *Options, fn func(c state.Change, err error) erro
 // salvageBucket walks one record bucket for Salvage.
 func salvageBucket(tx *bolt.Tx, s *snapshot, kind state.Kind, name []byte, call func(state.Change, error) error) error {
 	var b *bolt.Bucket
-	if err := safely(s.path, "salvage", func() error { b = tx.Bucket(name); return nil }); err != nil || b == nil {
+	if err := catchFaults(s.path, "salvage", func() error { b = tx.Bucket(name); return nil }); err != nil || b == nil {
 		if err == nil {
 			err = corruptf(s.path, "bucket %q is missing", name)
 		}
@@ -108,7 +108,7 @@ func salvageBucket(tx *bolt.Tx, s *snapshot, kind state.Kind, name []byte, call 
 	var last string
 	for first := true; ; first = false {
 		var k, v []byte
-		err := safely(s.path, fmt.Sprintf("walking %s after %q", name, last), func() error {
+		err := catchFaults(s.path, fmt.Sprintf("walking %s after %q", name, last), func() error {
 			k, v = step(c, first)
 			return nil
 		})
@@ -120,7 +120,7 @@ func salvageBucket(tx *bolt.Tx, s *snapshot, kind state.Kind, name []byte, call 
 		}
 		last = string(k)
 		ch := state.Change{Kind: kind, Key: last}
-		err = safely(s.path, "salvage", func() error {
+		err = catchFaults(s.path, "salvage", func() error {
 			var err error
 			if kind == state.KindHost {
 				ch.Host, err = s.host(k, v)

@@ -56,7 +56,7 @@ about 40 seconds; --duration bounds each timed loop.`,
 			var bar *progressbar.ProgressBar
 			cfg.Progress = func(done, total int, step string) {
 				if bar == nil {
-					bar = a.progress(int64(total), "bench")
+					bar = a.progress(int64(total), "bench", "steps")
 				}
 				bar.Describe("bench: " + step)
 				bar.Set(done)
@@ -68,8 +68,8 @@ about 40 seconds; --duration bounds each timed loop.`,
 			if err != nil {
 				return err
 			}
-			if out == formatJSON {
-				return writeJSON(a.stdout, rep)
+			if out != formatTable {
+				return writeData(a.stdout, out, rep)
 			}
 			return writeBenchTable(a.stdout, rep)
 		},
@@ -79,7 +79,7 @@ about 40 seconds; --duration bounds each timed loop.`,
 	f.IntVar(&cfg.Records, "records", bench.DefaultRecords, "hosts, and resources, in the large store")
 	f.IntVar(&cfg.Writers, "writers", bench.DefaultWriters, "concurrent writers")
 	f.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "time bound of each timed loop")
-	addFormatFlag(cmd, &out)
+	a.addFormatFlag(cmd, &out, formatTable, formatJSON, formatYAML)
 	return cmd
 }
 
@@ -89,7 +89,7 @@ func writeBenchTable(w io.Writer, rep *bench.Report) error {
 	fmt.Fprintf(w, "ftlstate bench: %s hosts + %s resources, %d writers, %s per loop; %s, %d CPUs, %s/%s; %s, in %s (removed)\n\n",
 		count(rep.Records), count(rep.Records), rep.Writers, time.Duration(rep.DurationNS), rep.GoVersion, rep.CPUs, rep.OS, rep.Arch,
 		bench.FormatDuration(time.Duration(rep.ElapsedNS).Round(100*time.Millisecond)), rep.Dir)
-	t := newTable(w, "ROW", "OPERATION", "STORE", "SAMPLES", "MEDIAN", "P99", "THROUGHPUT", "PEAK HEAP", "x FLOOR", "NOTE")
+	t := newTable(w, false, "ROW", "OPERATION", "STORE", "SAMPLES", "MEDIAN", "P99", "THROUGHPUT", "PEAK HEAP", "x FLOOR", "NOTE")
 	for _, r := range rep.Rows {
 		p99 := "-"
 		if r.P99NS > 0 {
@@ -110,7 +110,7 @@ func writeBenchTable(w io.Writer, rep *bench.Report) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	t = newTable(w, "TARGET (issue 8)", "MEASURED", "GOAL", "RESULT", "FROM")
+	t = newTable(w, false, "TARGET (issue 8)", "MEASURED", "GOAL", "RESULT", "FROM")
 	for _, tg := range rep.Targets {
 		result := "PASS"
 		if !tg.Pass {

@@ -147,7 +147,7 @@ func TestBench_Usage(t *testing.T) {
 		{"bench", "--records", "10"},
 		{"bench", "--writers", "0"},
 		{"bench", "--duration", "0s"},
-		{"bench", "-o", "yaml"},
+		{"bench", "-o", "xml"},
 		{"bench", "extra"},
 	} {
 		r := ftl(t, args...)

@@ -91,9 +91,9 @@ func TestHosts_AddShowListRemove(t *testing.T) {
 	assert.Equal(t, "web01", h.Name)
 
 	r = ok(t, "--state", db, "host", "rm", "db01")
-	assert.Contains(t, r.stderr, "backup of the previous state: "+db+".backup")
-	assert.FileExists(t, db+".backup")
-	r = ok(t, "--state", db+".backup", "hosts", "-o", "json")
+	backup := newestBackup(t, db)
+	assert.Contains(t, r.stderr, "backup of the previous state: "+backup)
+	r = ok(t, "--state", backup, "hosts", "-o", "json")
 	assert.Contains(t, r.stdout, "db01", "the backup holds the store as it was")
 	r = ok(t, "--state", db, "hosts", "-o", "json")
 	assert.NotContains(t, r.stdout, "db01")
@@ -127,7 +127,9 @@ func TestResources_AddListShowRemove(t *testing.T) {
 			assert.Regexp(t, `(?m)^tags\.environment\s+production$`, r.stdout)
 			assert.Regexp(t, `(?m)^data\.ipv4\s+\["192\.168\.1\.10"\]$`, r.stdout)
 			ok(t, "--state", p, "resource", "rm", "aws:i-1", "--no-backup")
-			assert.NoFileExists(t, p+".backup")
+			backups, err := listBackups(p)
+			require.NoError(t, err)
+			assert.Empty(t, backups, "--no-backup")
 			r = ftl(t, "--state", p, "resource", "show", "aws:i-1")
 			assert.Equal(t, 1, r.code)
 		})
@@ -139,7 +141,7 @@ func TestExportImportDiff(t *testing.T) {
 	db := filepath.Join(dir, "state.db")
 	seed(t, db)
 	exported := filepath.Join(dir, "export.json")
-	r := ok(t, "--state", db, "export", "-o", exported)
+	r := ok(t, "--state", db, "export", "--file", exported)
 	assert.Contains(t, r.stderr, "not redacted")
 	fi, err := os.Stat(exported)
 	require.NoError(t, err)
@@ -184,15 +186,12 @@ func TestExportImportDiff(t *testing.T) {
 	// the previous backup alone.
 	ok(t, "--state", db, "host", "add", "new", "--address", "a")
 	ok(t, "--state", db, "host", "rm", "new")
-	backupBefore, err := os.ReadFile(db + ".backup")
-	require.NoError(t, err)
+	backupsBefore := hashBackups(t, db)
 	ok(t, "--state", db, "host", "add", "new", "--address", "a")
 	r = ftl(t, "--state", db, "import", exported)
 	assert.Equal(t, 1, r.code)
 	assert.Equal(t, "ftlstate: "+db+": import of "+exported+" refused: the document is older than the store (serial 3 < 6); use --force to import anyway\n", r.stderr)
-	backupAfter, err := os.ReadFile(db + ".backup")
-	require.NoError(t, err)
-	assert.Equal(t, backupBefore, backupAfter, "a refused import keeps the previous backup")
+	assert.Equal(t, backupsBefore, hashBackups(t, db), "a refused import keeps no backup")
 	ok(t, "--state", db, "import", exported, "--force")
 	r = ok(t, "--state", db, "hosts", "-o", "json")
 	assert.NotContains(t, r.stdout, `"new"`)
@@ -250,13 +249,13 @@ func TestCheckAndCompact(t *testing.T) {
 	after, _ := os.Stat(db)
 	assert.Less(t, after.Size(), before.Size(), "compaction returns freed pages")
 	assert.Contains(t, r.stdout, "compacted "+db)
-	bfi, err := os.Stat(db + ".backup")
+	bfi, err := os.Stat(newestBackup(t, db))
 	require.NoError(t, err)
 	assert.Equal(t, before.Size(), bfi.Size(), "the original is the backup")
 	ok(t, "--state", db, "check")
 	r = ok(t, "--state", db, "hosts", "-o", "json")
 	assert.Contains(t, r.stdout, "web01")
-	r = ok(t, "--state", db+".backup", "check")
+	r = ok(t, "--state", newestBackup(t, db), "check")
 	assert.Contains(t, r.stdout, "ok:")
 }
 
@@ -268,6 +267,29 @@ func TestCompletion(t *testing.T) {
 	r = ok(t, "--state", db, "__complete", "host", "show", "")
 	assert.Contains(t, r.stdout, "web01\n")
 	assert.Contains(t, r.stdout, "db01\n")
+}
+
+// newestBackup returns the newest backup of the store at path.
+func newestBackup(t testing.TB, path string) string {
+	t.Helper()
+	list, err := listBackups(path)
+	require.NoError(t, err)
+	require.NotEmpty(t, list, "backups of %s", path)
+	return list[len(list)-1].Path
+}
+
+// hashBackups returns the sha256 of every backup of the store at path.
+func hashBackups(t testing.TB, path string) map[string][32]byte {
+	t.Helper()
+	list, err := listBackups(path)
+	require.NoError(t, err)
+	out := map[string][32]byte{}
+	for _, b := range list {
+		data, err := os.ReadFile(b.Path)
+		require.NoError(t, err)
+		out[b.Path] = sha256.Sum256(data)
+	}
+	return out
 }
 
 // hashDir returns the sha256 of every file under dir.
@@ -321,7 +343,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"unknown flag", []string{"hosts", "--frob"}, 2, "unknown flag"},
-		{"extra argument", []string{"--state", db, "hosts", "extra"}, 2, "takes no arguments"},
+		{"extra argument", []string{"--state", db, "check", "extra"}, 2, "takes no arguments"},
 		{"missing argument", []string{"--state", db, "host", "show"}, 2, "needs NAME"},
 		{"too many arguments", []string{"--state", db, "host", "show", "a", "b"}, 2, "needs NAME"},
 		{"missing required flag", []string{"--state", db, "host", "add", "x"}, 2, "address"},
@@ -330,7 +352,7 @@ func TestBadInput(t *testing.T) {
 		{"malformed var", []string{"--state", db, "host", "add", "x", "--address", "a", "--var", "novalue"}, 2, "expected key=value"},
 		{"empty var key", []string{"--state", db, "host", "add", "x", "--address", "a", "--var", "=1"}, 2, "empty key"},
 		{"control char in name", []string{"--state", db, "host", "add", "a\x01b", "--address", "a"}, 2, "control character"},
-		{"bad output format", []string{"--state", db, "hosts", "-o", "yaml"}, 2, "must be table or json"},
+		{"bad output format", []string{"--state", db, "hosts", "-o", "xml"}, 2, "must be table, wide, json, yaml or name"},
 		{"bad lock timeout", []string{"--state", db, "--lock-timeout", "soon", "hosts"}, 2, "invalid argument"},
 		{"missing store", []string{"--state", missing, "hosts"}, 1, missing + ": no such store"},
 		{"missing store export", []string{"--state", missing, "export"}, 1, "no such store"},
@@ -346,11 +368,11 @@ func TestBadInput(t *testing.T) {
 		{"import not state", []string{"--state", db, "import", notState}, 1, notState},
 		{"import corrupt", []string{"--state", db, "import", corruptJSON}, 1, "hosts.web01.port"},
 		{"import missing file", []string{"--state", db, "import", filepath.Join(dir, "nope.json")}, 1, "nope.json"},
-		{"import a bbolt file", []string{"--state", db, "import", db}, 1, db},
+		{"import a directory", []string{"--state", db, "import", aDir}, 1, aDir + ": a directory, not a store"},
 		{"diff missing", []string{"diff", db, missing}, 1, "no such store"},
 		{"diff corrupt", []string{"diff", corruptDB, db}, 1, corruptDB},
 		{"rm missing host", []string{"--state", db, "host", "rm", "nope"}, 1, "nothing removed"},
-		{"export to missing dir", []string{"--state", db, "export", "-o", filepath.Join(dir, "no", "such", "dir.json")}, 1, "dir.json"},
+		{"export to missing dir", []string{"--state", db, "export", "--file", filepath.Join(dir, "no", "such", "dir.json")}, 1, "dir.json"},
 		{"compact corrupt", []string{"--state", corruptDB, "compact"}, 1, corruptDB},
 		{"demo bad size", []string{"demo", "--hosts", "0"}, 2, "--hosts"},
 	}

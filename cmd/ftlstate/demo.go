@@ -144,6 +144,7 @@ func (a *app) demoProvision(o demoOptions, report func(provisioned bool, d time.
 				} else {
 					outMu.Lock()
 					fmt.Fprintf(a.stdout, "provisioned %s\n", name)
+					a.out.Flush() // the parent counts these lines as they come
 					outMu.Unlock()
 				}
 			}
@@ -180,7 +181,7 @@ func (a *app) demo(o demoOptions) error {
 	var skipped, provisioned atomic.Int64
 	var mu sync.Mutex
 	var latencies []time.Duration
-	bar := a.progress(int64(o.hosts), "run 2 (resume)")
+	bar := a.progress(int64(o.hosts), "run 2 (resume)", "hosts")
 	start := time.Now()
 	err = a.demoProvision(o, func(p bool, d time.Duration) {
 		if p {
@@ -237,7 +238,7 @@ func (a *app) demoKilledRun(o demoOptions) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
-	bar := a.progress(int64(o.hosts), "run 1 (to be killed)")
+	bar := a.progress(int64(o.hosts), "run 1 (to be killed)", "hosts")
 	recorded := 0
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
@@ -300,7 +301,7 @@ func (a *app) demoReport(o demoOptions) (string, error) {
 	}
 
 	jsonPath := filepath.Join(o.dir, demoExport)
-	bar := a.progress(int64(hosts+resources), "export")
+	bar := a.progress(int64(hosts+resources), "export", "records")
 	err = atomicfile.Write(jsonPath, nil, func(w io.Writer) error {
 		return export.Write(w, b, &export.Options{Progress: func(int) { bar.Add(1) }})
 	})

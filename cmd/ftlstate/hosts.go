@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,23 +9,55 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/go-ftl2/ftlstate/export"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
 func (a *app) hostsCommand() *cobra.Command {
 	var group string
+	var selectors []string
 	var out format
 	cmd := &cobra.Command{
-		Use:   "hosts",
-		Short: "List hosts (sorted by name)",
+		Use:   "hosts [PATTERN ...]",
+		Short: "List hosts (sorted by name), optionally those matching name patterns or a selector",
+		Long: `hosts lists the store's hosts, sorted by name. PATTERNs are shell patterns on
+the name ('web*', 'db0?'); a host is listed when it matches any of them.
+
+--group G lists the hosts of group G, as stored or as Ansible names it
+(edge-nodes.eu is edge_nodes_eu in the inventory; "ungrouped" or "" for hosts
+without one). --selector takes comma-separated terms that must all hold:
+FIELD=VALUE, FIELD!=VALUE, FIELD (set), !FIELD (unset), where FIELD is name,
+address, port, user, group or var.KEY (a var's value as a string, or as
+compact JSON for other values: var.http_port=80).
+
+-o table (default), wide (with creation times and var names), json, yaml, or
+name (one name a line). Values under secret-looking keys are redacted in
+json and yaml unless --show-secrets.`,
 		Example: `  ftlstate hosts
-  ftlstate hosts --group webservers -o json`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			hosts := []*state.HostState{}
-			err := a.view(func(snap state.Snapshot) error {
+  ftlstate hosts 'web*' -o name
+  ftlstate hosts --group webservers -o json
+  ftlstate hosts --selector var.role=web,user=admin`,
+		ValidArgsFunction: a.completeHosts,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g, err := newGlobs(args)
+			if err != nil {
+				return err
+			}
+			sel, err := parseSelector("host", selectors)
+			if err != nil {
+				return err
+			}
+			byGroup := cmd.Flags().Changed("group")
+			var hosts []*state.HostState
+			var names []string
+			err = a.view(func(snap state.Snapshot) error {
 				return snap.Hosts(func(h *state.HostState) error {
-					if !cmd.Flags().Changed("group") || h.InGroup(group) {
+					if !g.match(h.Name) || byGroup && !inGroup(h, group) || !sel.matchHost(h) {
+						return nil
+					}
+					if out == formatName {
+						names = append(names, h.Name)
+					} else {
 						hosts = append(hosts, h)
 					}
 					return nil
@@ -33,29 +66,59 @@ func (a *app) hostsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == formatJSON {
-				return writeJSON(a.stdout, hosts)
-			}
-			t := newTable(a.stdout, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "UPDATED")
-			for _, h := range hosts {
-				t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), strconv.Itoa(len(h.Vars)), timeCell(h.UpdatedAt))
-			}
-			return t.flush()
+			return a.writeHosts(out, hosts, names)
 		},
 	}
-	cmd.Flags().StringVar(&group, "group", "", "only hosts in this group, among all of theirs (\"\" for hosts without one)")
-	addFormatFlag(cmd, &out)
+	cmd.Flags().StringVar(&group, "group", "", "only hosts in this group (among all of theirs), as stored or as Ansible names it (\"\" for hosts without one)")
+	cmd.Flags().StringArrayVar(&selectors, "selector", nil, "only hosts matching FIELD=VALUE,FIELD!=VALUE,FIELD,!FIELD (fields: name, address, port, user, group, var.KEY); repeatable")
+	cmd.RegisterFlagCompletionFunc("group", a.completeGroups)
+	cmd.RegisterFlagCompletionFunc("selector", noFileCompletion)
+	a.addFormatFlag(cmd, &out, formatTable, formatWide, formatJSON, formatYAML, formatName)
+	a.addSecretsFlag(cmd)
 	return cmd
+}
+
+// writeHosts writes a listing of hosts in format out.
+func (a *app) writeHosts(out format, hosts []*state.HostState, names []string) error {
+	switch out {
+	case formatName:
+		for _, n := range names {
+			a.out.WriteString(cell(n))
+			a.out.WriteByte('\n')
+		}
+		return nil
+	case formatJSON, formatYAML:
+		if hosts == nil {
+			hosts = []*state.HostState{}
+		}
+		if !a.showSecrets {
+			for i, h := range hosts {
+				hosts[i] = export.RedactHost(h)
+			}
+		}
+		return writeData(a.stdout, out, hosts)
+	case formatWide:
+		t := newTable(a.stdout, a.noHeaders, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "CREATED", "UPDATED")
+		for _, h := range hosts {
+			t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), orDash(strings.Join(sortedKeys(h.Vars), ",")), timeCell(h.CreatedAt), timeCell(h.UpdatedAt))
+		}
+		return t.flush()
+	}
+	t := newTable(a.stdout, a.noHeaders, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "UPDATED")
+	for _, h := range hosts {
+		t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), strconv.Itoa(len(h.Vars)), timeCell(h.UpdatedAt))
+	}
+	return t.flush()
 }
 
 func (a *app) hostCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "host",
-		Short: "Show, add or remove one host",
-		Args:  cobra.ArbitraryArgs,
+		Short: "Show, add, change, rename or remove hosts",
+		Args:  subcommandArgs,
 		RunE:  groupRun,
 	}
-	cmd.AddCommand(a.hostShowCommand(), a.hostAddCommand(), a.hostRmCommand())
+	cmd.AddCommand(a.hostShowCommand(), a.hostAddCommand(), a.hostSetCommand(), a.hostMvCommand(), a.hostRmCommand())
 	return cmd
 }
 
@@ -63,7 +126,7 @@ func (a *app) hostShowCommand() *cobra.Command {
 	var out format
 	cmd := &cobra.Command{
 		Use:               "show NAME",
-		Short:             "Show one host with its vars",
+		Short:             "Show one host with its vars (secret-looking values redacted unless --show-secrets)",
 		Args:              exactArgs(1, "NAME"),
 		ValidArgsFunction: a.completeHosts,
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -80,10 +143,13 @@ func (a *app) hostShowCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == formatJSON {
-				return writeJSON(a.stdout, h)
+			if !a.showSecrets {
+				h = export.RedactHost(h)
 			}
-			t := newTable(a.stdout, "FIELD", "VALUE")
+			if out != formatTable {
+				return writeData(a.stdout, out, h)
+			}
+			t := newTable(a.stdout, a.noHeaders, "FIELD", "VALUE")
 			t.row("name", h.Name)
 			t.row("address", orDash(h.Address))
 			t.row("port", strconv.Itoa(h.Port))
@@ -100,29 +166,39 @@ func (a *app) hostShowCommand() *cobra.Command {
 			return t.flush()
 		},
 	}
-	addFormatFlag(cmd, &out)
+	a.addFormatFlag(cmd, &out, formatTable, formatJSON, formatYAML)
+	a.addSecretsFlag(cmd)
 	return cmd
 }
+
+const varHelp = `--var k=v sets a var: v is parsed as JSON when it is valid JSON (--var port=8080
+gives a number, --var tags='["a"]' a list, --var on=true a bool), else taken
+as a string (--var region=us-east). --var k:=v always gives a string
+(--var version:=15 gives "15"). --var-file FILE reads vars from a JSON or YAML
+object (so that secrets need not go through the shell's history); --var
+arguments win over the file's values.`
 
 func (a *app) hostAddCommand() *cobra.Command {
 	var h state.HostState
 	var vars, groups []string
+	var varFile string
+	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "add NAME --address A [--port 22] [--user U] [--group G ...] [--var k=v ...]",
-		Short: "Add a host, or update the host of that name",
-		Long: `Add a host, or update (replace) the host of that name, keeping its creation time.
+		Use:   "add NAME --address A [--port 22] [--user U] [--group G ...] [--var k=v ...] [--var-file FILE]",
+		Short: "Add a host, or replace the host of that name (see 'host set' to change some fields)",
+		Long: `Add a host, or replace the host of that name whole, keeping its creation time.
+A replaced host's fields that are not given again are dropped (the message
+names them); 'ftlstate host set' changes only the fields it is given.
 
 --group G puts the host in group G; repeat it for several groups, in order
 (the first is the host's main group, the others its groups).
 
---var k=v sets a var: v is parsed as JSON when it is valid JSON (--var port=8080
-gives a number, --var tags='["a"]' a list, --var on=true a bool), else taken
-as a string (--var region=us-east). --var k:=v always gives a string
-(--var version:=15 gives "15").`,
-		Example: `  ftlstate host add web01 --address 192.168.1.10 --user admin --group webservers --var http_port=80`,
-		Args:    exactArgs(1, "NAME"),
+` + varHelp,
+		Example: `  ftlstate host add web01 --address 192.168.1.10 --user admin --group webservers --var http_port=80
+  ftlstate host add db01 --address 192.168.1.20 --var-file db01-vars.yaml`,
+		Args: exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			m, err := parseVars("var", vars)
+			m, err := a.varsArg("var", vars, "var-file", varFile)
 			if err != nil {
 				return err
 			}
@@ -131,15 +207,33 @@ as a string (--var region=us-east). --var k:=v always gives a string
 			if _, err := h.Normalize(); err != nil {
 				return usageErrorf("host %q: %v", h.Name, err)
 			}
-			return a.update(func(st *state.State) error {
-				verb := "added"
-				if st.HasHost(h.Name) {
-					verb = "updated"
+			return a.edit(editOptions{dryRun: dryRun}, func(e *edit) error {
+				old, exists, err := e.host(h.Name)
+				if err != nil && !errors.Is(err, state.ErrCorrupt) {
+					return err
 				}
-				if err := st.AddHost(&h); err != nil {
-					return fmt.Errorf("%s: %w", a.statePath, err)
+				if err := e.checkGroup(&h, old); err != nil {
+					return err
 				}
-				fmt.Fprintf(a.stderr, "%s host %s in %s\n", verb, h.Name, a.statePath)
+				changed, err := e.putHost(&h)
+				if err != nil {
+					return usageErrorf("host %q: %v", h.Name, err)
+				}
+				a.hostWarnings(e, &h, old)
+				switch {
+				case !changed:
+					e.note("host %s unchanged in %s; nothing written", h.Name, e.path)
+				case !exists:
+					e.note("added host %s in %s", h.Name, e.path)
+				case old == nil:
+					e.note("replaced unreadable host %s in %s", h.Name, e.path)
+				default:
+					msg := fmt.Sprintf("updated host %s in %s", h.Name, e.path)
+					if d := droppedFields(old, &h); len(d) > 0 {
+						msg += "; dropped " + strings.Join(d, ", ") + " ('host add' replaces the whole host; 'host set' changes only the fields given)"
+					}
+					e.note("%s", msg)
+				}
 				return nil
 			})
 		},
@@ -150,47 +244,356 @@ as a string (--var region=us-east). --var k:=v always gives a string
 	f.StringVar(&h.User, "user", "", "user to connect as")
 	f.StringArrayVar(&groups, "group", nil, "inventory group; repeatable (the first is the main group)")
 	f.StringArrayVar(&vars, "var", nil, "a var, key=value (JSON if valid, else a string) or key:=string; repeatable")
+	f.StringVar(&varFile, "var-file", "", "read vars from a JSON or YAML object in FILE")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
 	cmd.MarkFlagRequired("address")
+	cmd.RegisterFlagCompletionFunc("group", a.completeGroups)
+	a.addSecretsFlag(cmd)
 	return cmd
 }
 
-func (a *app) hostRmCommand() *cobra.Command {
-	var noBackup bool
+// droppedFields names what a replacement of old by h loses: fields old
+// set that h leaves empty, and vars h does not have.
+func droppedFields(old, h *state.HostState) []string {
+	var d []string
+	if old.User != "" && h.User == "" {
+		d = append(d, "user "+strconv.Quote(old.User))
+	}
+	var groups []string
+	for _, g := range old.AllGroups() {
+		if !slices.Contains(h.AllGroups(), g) {
+			groups = append(groups, strconv.Quote(g))
+		}
+	}
+	if len(groups) == 1 {
+		d = append(d, "group "+groups[0])
+	} else if len(groups) > 1 {
+		d = append(d, "groups "+strings.Join(groups, ", "))
+	}
+	var vars []string
+	for _, k := range sortedKeys(old.Vars) {
+		if _, ok := h.Vars[k]; !ok {
+			vars = append(vars, k)
+		}
+	}
+	if len(vars) > 0 {
+		d = append(d, "vars "+strings.Join(vars, ", "))
+	}
+	return d
+}
+
+// ansibleFieldVars are the vars the inventory sets from a host's fields
+// (and their older aliases), overriding vars of the same names.
+var ansibleFieldVars = []struct{ field, name, alias string }{
+	{"address", "ansible_host", "ansible_ssh_host"},
+	{"port", "ansible_port", "ansible_ssh_port"},
+	{"user", "ansible_user", "ansible_ssh_user"},
+}
+
+// hostWarnings warns about what Ansible will not see as given: a var that
+// the inventory overrides with a field, and a group name it rewrites.
+func (a *app) hostWarnings(e *edit, h, old *state.HostState) {
+	set := map[string]bool{"address": h.Address != "", "port": h.Port != 0, "user": h.User != ""}
+	for _, f := range ansibleFieldVars {
+		for _, name := range []string{f.name, f.alias} {
+			if _, ok := h.Vars[name]; ok && set[f.field] {
+				fmt.Fprintf(a.stderr, "warning: host %s: var %s is overridden by the host's %s in the Ansible inventory (set --%s instead)\n", h.Name, name, f.field, f.field)
+			}
+		}
+	}
+	for _, g := range newGroups(h, old) {
+		if ag, err := export.AnsibleGroup(g); err == nil && ag != g && g != "all" {
+			fmt.Fprintf(a.stderr, "warning: group %q is %q in the Ansible inventory (Ansible allows letters, digits and _ only)\n", g, ag)
+		}
+	}
+}
+
+// varsArg parses --var arguments over an optional --var-file.
+func (a *app) varsArg(flag string, args []string, fileFlag, file string) (map[string]any, error) {
+	m, err := parseVars(flag, args)
+	if err != nil {
+		return nil, err
+	}
+	if file == "" {
+		return m, nil
+	}
+	fm, err := readValueFile(fileFlag, file)
+	if err != nil {
+		return nil, err
+	}
+	return mergeVars(fm, m), nil
+}
+
+func (a *app) hostSetCommand() *cobra.Command {
+	var (
+		address, user       string
+		port                int
+		groups, vars, unset []string
+		varFile             string
+		dryRun              bool
+	)
 	cmd := &cobra.Command{
-		Use:               "rm NAME",
-		Short:             "Remove a host (keeps PATH.backup unless --no-backup)",
+		Use:   "set NAME [--address A] [--port P] [--user U] [--group G] [--var k=v ...] [--unset-var k ...]",
+		Short: "Change some fields of a host, keeping the others",
+		Long: `host set changes only the fields it is given: --address, --port and --user
+replace those fields ('' empties the user), --group replaces the host's groups
+(repeat it for several; --group '' for none), --var k=v sets a var and
+--unset-var k removes one; every other field and var stays. The host must
+exist ('host add' adds one).
+
+` + varHelp,
+		Example: `  ftlstate host set web01 --address 192.168.1.11
+  ftlstate host set web01 --var http_port=8080 --unset-var debug
+  ftlstate host set web01 --group webservers --dry-run`,
 		Args:              exactArgs(1, "NAME"),
 		ValidArgsFunction: a.completeHosts,
-		RunE: func(_ *cobra.Command, args []string) error {
-			return a.destructive(noBackup, func(st *state.State, keepBackup func() error) error {
-				if !st.HasHost(args[0]) {
-					return fmt.Errorf("%s: no host %q; nothing removed", a.statePath, args[0])
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			m, err := a.varsArg("var", vars, "var-file", varFile)
+			if err != nil {
+				return err
+			}
+			for _, k := range unset {
+				if _, ok := m[k]; ok {
+					return usageErrorf("--var %s and --unset-var %s: set or unset, not both", k, k)
 				}
-				if err := keepBackup(); err != nil {
+			}
+			fl := cmd.Flags()
+			if !slices.ContainsFunc([]string{"address", "port", "user", "group", "var", "var-file", "unset-var"}, fl.Changed) {
+				return usageErrorf("host set %s: nothing to change; give --address, --port, --user, --group, --var, --var-file or --unset-var", name)
+			}
+			return a.edit(editOptions{dryRun: dryRun}, func(e *edit) error {
+				old, exists, err := e.host(name)
+				if err != nil {
+					return fmt.Errorf("%s: host %q: %w; 'host add' replaces it whole, 'host rm' removes it", e.path, name, err)
+				}
+				if !exists {
+					return fmt.Errorf("%s: no host %q; 'host add %s --address A' adds it", e.path, name, name)
+				}
+				h := old.Clone()
+				if fl.Changed("address") {
+					h.Address = address
+				}
+				if fl.Changed("port") {
+					h.Port = port
+				}
+				if fl.Changed("user") {
+					h.User = user
+				}
+				if fl.Changed("group") {
+					h.SetGroups(slices.DeleteFunc(slices.Clone(groups), func(g string) bool { return g == "" })...)
+				}
+				if len(m) > 0 && h.Vars == nil {
+					h.Vars = map[string]any{}
+				}
+				for k, v := range m {
+					h.Vars[k] = v
+				}
+				for _, k := range unset {
+					delete(h.Vars, k)
+				}
+				if err := e.checkGroup(h, old); err != nil {
 					return err
 				}
-				if err := st.RemoveHost(args[0]); err != nil {
-					return fmt.Errorf("%s: %w", a.statePath, err)
+				changed, err := e.putHost(h)
+				if err != nil {
+					return usageErrorf("host %q: %v", name, err)
 				}
-				fmt.Fprintf(a.stderr, "removed host %s from %s\n", args[0], a.statePath)
+				a.hostWarnings(e, h, old)
+				if changed {
+					e.note("updated host %s in %s", name, e.path)
+				} else {
+					e.note("host %s unchanged in %s; nothing written", name, e.path)
+				}
 				return nil
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep PATH.backup")
+	f := cmd.Flags()
+	f.StringVar(&address, "address", "", "address to connect to")
+	f.IntVar(&port, "port", 22, "SSH port")
+	f.StringVar(&user, "user", "", "user to connect as ('' for none)")
+	f.StringArrayVar(&groups, "group", nil, "the host's groups, replacing its others; repeatable ('' for none)")
+	f.StringArrayVar(&vars, "var", nil, "set a var, key=value (JSON if valid, else a string) or key:=string; repeatable")
+	f.StringVar(&varFile, "var-file", "", "set the vars of a JSON or YAML object in FILE")
+	f.StringArrayVar(&unset, "unset-var", nil, "remove a var; repeatable")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
+	cmd.RegisterFlagCompletionFunc("group", a.completeGroups)
+	cmd.RegisterFlagCompletionFunc("unset-var", a.completeHostVars)
+	a.addSecretsFlag(cmd)
 	return cmd
 }
 
-// completeHosts completes host names from the store (for shell completion).
-func (a *app) completeHosts(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
+func (a *app) hostMvCommand() *cobra.Command {
+	var noBackup, dryRun bool
+	cmd := &cobra.Command{
+		Use:   "mv OLD NEW",
+		Short: "Rename a host, atomically (keeps a backup unless --no-backup)",
+		Long: `host mv renames host OLD to NEW in one atomic write: NEW gets every field, var
+and the creation time of OLD, and OLD is gone (like 'terraform state mv'). NEW
+must not exist. The store as it was is kept in a backup (see 'ftlstate
+backups') unless --no-backup.`,
+		Example:           `  ftlstate host mv web01 web01.example.com`,
+		Args:              exactArgs(2, "OLD", "NEW"),
+		ValidArgsFunction: a.completeHosts,
+		RunE: func(_ *cobra.Command, args []string) error {
+			from, to := args[0], args[1]
+			return a.edit(editOptions{destructive: true, noBackup: noBackup, dryRun: dryRun}, func(e *edit) error {
+				h, ok, err := e.host(from)
+				if err != nil {
+					return fmt.Errorf("%s: host %q: %w", e.path, from, err)
+				}
+				if !ok {
+					return fmt.Errorf("%s: no host %q; nothing renamed", e.path, from)
+				}
+				if from == to {
+					e.note("host %s: the same name; nothing written", from)
+					return nil
+				}
+				if _, exists, err := e.host(to); exists || err != nil {
+					return fmt.Errorf("%s: host %q exists; remove it first ('host rm %s'); nothing renamed", e.path, to, to)
+				}
+				if _, err := e.removeHost(from); err != nil {
+					return err
+				}
+				h.Name = to
+				if _, err := e.putHost(h); err != nil {
+					return usageErrorf("host %q: %v", to, err)
+				}
+				e.note("renamed host %s to %s in %s", from, to, e.path)
+				return nil
+			})
+		},
 	}
-	var names []string
-	a.view(func(snap state.Snapshot) error {
-		return snap.Hosts(func(h *state.HostState) error { names = append(names, h.Name); return nil })
+	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep a backup of the store as it was")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
+	a.addSecretsFlag(cmd)
+	return cmd
+}
+
+func (a *app) hostRmCommand() *cobra.Command {
+	var noBackup, dryRun bool
+	cmd := &cobra.Command{
+		Use:   "rm NAME [NAME ...]",
+		Short: "Remove hosts, in one atomic write (keeps a backup unless --no-backup)",
+		Long: `host rm removes the named hosts in one atomic write: all of them, or none when
+one of them does not exist. A host whose record cannot be read (damaged) can
+be removed too. The store as it was is kept in a backup (see 'ftlstate
+backups') unless --no-backup.`,
+		Example: `  ftlstate host rm web03
+  ftlstate host rm web03 web04 --dry-run`,
+		Args:              minArgs(1, "at least one NAME"),
+		ValidArgsFunction: a.completeHosts,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return a.edit(editOptions{destructive: true, noBackup: noBackup, dryRun: dryRun}, func(e *edit) error {
+				var missing []string
+				for _, name := range uniq(args) {
+					ok, err := e.removeHost(name)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						missing = append(missing, name)
+					}
+				}
+				if len(missing) > 0 {
+					return fmt.Errorf("%s: no host %s; nothing removed", e.path, quoteList(missing, " or "))
+				}
+				for _, name := range uniq(args) {
+					e.note("removed host %s from %s", name, e.path)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep a backup of the store as it was")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
+	a.addSecretsFlag(cmd)
+	return cmd
+}
+
+// newGroups returns the groups of h that old (nil for a new host) was
+// not in.
+func newGroups(h, old *state.HostState) []string {
+	var out []string
+	for _, g := range h.AllGroups() {
+		if old == nil || !old.InGroup(g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// checkGroup refuses a group for h that Ansible would merge with another
+// group of the store: two names that map to the same Ansible group name
+// ("edge-nodes" and "edge_nodes") make the inventory ambiguous, and
+// 'inventory --list' fails for the whole store. Only the groups h was not
+// in before are compared with the others (a walk of the hosts, stopped
+// as soon as each of them is found on another host: a group that exists
+// was checked when it was made).
+func (e *edit) checkGroup(h, old *state.HostState) error {
+	type wanted struct{ name, ansible, clash string }
+	var todo []*wanted
+	for _, g := range newGroups(h, old) {
+		if ag, err := export.AnsibleGroup(g); err == nil {
+			todo = append(todo, &wanted{name: g, ansible: ag})
+		} // else Normalize refuses it, with the reason
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	for i, w := range todo {
+		for _, v := range todo[:i] {
+			if v.ansible == w.ansible {
+				return usageErrorf("host %q: groups %q and %q are both %q in the Ansible inventory; keep one", h.Name, v.name, w.name, w.ansible)
+			}
+		}
+	}
+	errDone := errors.New("done")
+	open := len(todo)
+	err := e.snap.Hosts(func(o *state.HostState) error {
+		if o.Name == h.Name {
+			return nil
+		}
+		for _, og := range o.AllGroups() {
+			for _, w := range todo {
+				switch {
+				case w.ansible == "": // found already
+				case og == w.name:
+					w.ansible = "" // the group exists: fine
+					if open--; open == 0 {
+						return errDone
+					}
+				case w.clash == "":
+					if ag, err := export.AnsibleGroup(og); err == nil && ag == w.ansible {
+						w.clash = og
+					}
+				}
+			}
+		}
+		return nil
 	})
-	return names, cobra.ShellCompDirectiveNoFileComp
+	if err != nil && !errors.Is(err, errDone) && !errors.Is(err, state.ErrCorrupt) {
+		return err
+	}
+	for _, w := range todo {
+		if w.ansible != "" && w.clash != "" {
+			return usageErrorf("host %q: group %q and the store's group %q are both %q in the Ansible inventory; use %q", h.Name, w.name, w.clash, w.ansible, w.clash)
+		}
+	}
+	return nil
+}
+
+func uniq(s []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -69,8 +70,8 @@ Exit status 0 when the store is sound, 1 with the findings when not.`,
 			}
 			rep.StaleLock = state.StaleLock(b)
 			rep.OK = len(rep.Problems) == 0
-			if out == formatJSON {
-				if err := writeJSON(a.stdout, rep); err != nil {
+			if out != formatTable {
+				if err := writeData(a.stdout, out, rep); err != nil {
 					return err
 				}
 			} else {
@@ -92,25 +93,30 @@ Exit status 0 when the store is sound, 1 with the findings when not.`,
 			return nil
 		},
 	}
-	addFormatFlag(cmd, &out)
+	a.addFormatFlag(cmd, &out, formatTable, formatJSON, formatYAML)
 	return cmd
 }
 
 func (a *app) compactCommand() *cobra.Command {
-	var noBackup bool
+	var noBackup, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "compact",
-		Short: "Rewrite a bbolt store without its free pages (bbolt files never shrink); keeps PATH.backup",
+		Short: "Rewrite a bbolt store without its free pages (bbolt files never shrink); keeps a backup",
 		Long: `compact copies the live data of a bbolt store into a new file, atomically, and
 puts it in the store's place: bbolt files never shrink after deletes, this
-returns the space. The original is kept as PATH.backup unless --no-backup. On
-any failure the store is left as it was.
+returns the space. The original is kept as a backup (see 'ftlstate backups')
+unless --no-backup. On any failure the store is left as it was. --dry-run
+says what it would do and writes nothing.
 
 JSON stores are rewritten whole on every change and need no compaction.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			path := a.statePath
-			switch kindOf(path) {
+			kind, err := storeKindOf(path)
+			if err != nil {
+				return err
+			}
+			switch kind {
 			case kindJSON:
 				fmt.Fprintf(a.stderr, "%s: a JSON store is rewritten whole on every change; nothing to compact\n", path)
 				return nil
@@ -118,8 +124,23 @@ JSON stores are rewritten whole on every change and need no compaction.`,
 				fmt.Fprintf(a.stderr, "%s: etcd keeps its own history; compact and defragment the cluster with etcdctl (compaction, defrag)\n", path)
 				return nil
 			}
+			if path == "" {
+				_, err := a.openBackend(path, true)
+				return err
+			}
 			if _, err := os.Stat(path); err != nil {
-				return fmt.Errorf("%s: no such store: %w", path, err)
+				if errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("%s: no such store (--state, $FTLSTATE_PATH)", path)
+				}
+				return err
+			}
+			if dryRun {
+				fi, err := os.Stat(path)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "dry run: would compact %s (%s) into a new file and keep the original as a backup; nothing written\n", path, humanBytes(fi.Size()))
+				return nil
 			}
 			b, err := boltbackend.Open(path, &boltbackend.Options{Timeout: a.lockTimeout})
 			if err != nil {
@@ -130,7 +151,7 @@ JSON stores are rewritten whole on every change and need no compaction.`,
 			if err != nil {
 				return err
 			}
-			bar := a.progress(-1, "compact")
+			bar := a.progress(-1, "compact "+path+" (copying its live records)", "records")
 			tmp := path + ".compact"
 			err = b.Compact(tmp)
 			bar.Finish()
@@ -138,15 +159,17 @@ JSON stores are rewritten whole on every change and need no compaction.`,
 				return fmt.Errorf("%s: compact: %w", path, err)
 			}
 			defer os.Remove(tmp)
-			if !noBackup {
+			if !noBackup && a.keepBackups > 0 {
 				// The original file, locked by us and unchanged, becomes the
 				// backup: a hard link costs nothing and is exact.
-				dst := backupPath(path)
-				os.Remove(dst)
-				if err := os.Link(path, dst); err != nil {
-					if err := atomicfile.Copy(dst, path); err != nil {
-						return fmt.Errorf("%s: backup to %s: %w (use --no-backup to go on without one)", path, dst, err)
+				dst, err := a.newBackup(path, func(dst string) error {
+					if os.Link(path, dst) == nil {
+						return nil
 					}
+					return atomicfile.Copy(dst, path)
+				})
+				if err != nil {
+					return fmt.Errorf("%s: backup to %s: %w (use --no-backup to go on without one)", path, dst, err)
 				}
 				fmt.Fprintf(a.stderr, "backup of the previous state: %s\n", dst)
 			}
@@ -164,7 +187,8 @@ JSON stores are rewritten whole on every change and need no compaction.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep PATH.backup")
+	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep a backup of the store as it was")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be done and write nothing")
 	return cmd
 }
 

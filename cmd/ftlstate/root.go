@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -20,8 +23,11 @@ const (
 	exitUsage = 2
 )
 
-// usageError marks an error in how the command was called (exit 2).
+// usageError marks an error in how the command was called (exit 2). Usage
+// errors are told from failures by this type alone, never by their text.
 type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
@@ -35,21 +41,42 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 // app holds what every command shares: the writers and the global flags.
 type app struct {
+	// stdout is buffered (out); run flushes it, and a failed write of it
+	// is a failure (exit 1). stderr is not buffered.
 	stdout, stderr io.Writer
-	// statePath is --state; lockTimeout is --lock-timeout.
+	out            *bufio.Writer
+	// statePath is --state; lockTimeout is --lock-timeout; keepBackups is
+	// --keep-backups.
 	statePath   string
 	lockTimeout time.Duration
-	// isTerminal reports whether stderr is a terminal (progress bars).
-	isTerminal bool
+	keepBackups int
+	// noColor is --no-color; noHeaders is --no-headers; showSecrets is
+	// --show-secrets (of the commands that have them).
+	noColor, noHeaders, showSecrets bool
+	// isTerminal reports whether stderr is a terminal (progress bars);
+	// stdoutTerminal whether stdout is (colours, the export warning).
+	isTerminal, stdoutTerminal bool
+}
+
+// newApp returns an app writing to stdout and stderr.
+func newApp(stdout, stderr io.Writer) *app {
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	return &app{stdout: out, out: out, stderr: stderr, isTerminal: isTerminal(stderr), stdoutTerminal: isTerminal(stdout)}
 }
 
 // run runs ftlstate with args and returns the exit status. It is main
 // without the process: tests call it in-process.
 func run(args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr, isTerminal: isTerminal(stderr)}
+	return newApp(stdout, stderr).run(args)
+}
+
+func (a *app) run(args []string) int {
 	root := a.rootCommand()
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
+	if ferr := a.out.Flush(); ferr != nil && err == nil {
+		err = fmt.Errorf("writing the output: %w", ferr)
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -57,27 +84,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintln(stderr, "ftlstate: "+a.message(err))
-	if isUsage(err) {
-		fmt.Fprintln(stderr, "Run 'ftlstate --help' for usage.")
+	fmt.Fprintln(a.stderr, "ftlstate: "+a.message(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return exitUsage
 	}
 	return exitFail
-}
-
-func isUsage(err error) bool {
-	var ue usageError
-	if errors.As(err, &ue) {
-		return true
-	}
-	// Cobra's own argument and command errors.
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // message renders err as the one line the operator sees: the file and the
@@ -98,7 +114,7 @@ func (a *app) message(err error) string {
 // ("boltbackend: state.db: ..."): the operator needs the file and the
 // problem, not where in the code it was found.
 func trimPackage(msg string) string {
-	for _, p := range []string{"boltbackend: ", "filebackend: ", "etcdbackend: ", "state: load: ", "state: "} {
+	for _, p := range []string{"boltbackend: ", "filebackend: ", "etcdbackend: ", "export: ", "state: load: ", "state: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg
@@ -117,17 +133,34 @@ func (a *app) rootCommand() *cobra.Command {
 cloud resources a run created, kept durably so the next run knows what exists.
 
 The store is chosen with --state (default $FTLSTATE_PATH, else ./state.db):
-a path ending in .json uses the JSON file backend (the documented state.json),
-etcd://host:port[,host:port...]/prefix a shared store on an etcd cluster,
-anything else the embedded bbolt backend.
+etcd://host:port[,host:port...]/prefix is a shared store on an etcd cluster;
+a file is read by what it holds (a bbolt store or a state.json document),
+and a new one is created as state.json when the path ends in .json, else as
+an embedded bbolt store.
 
 Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
 2 usage error.`,
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.ArbitraryArgs,
+		Args:          subcommandArgs,
 		RunE:          groupRun,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requiredFlags(cmd); err != nil {
+				return err
+			}
+			if a.lockTimeout < 0 {
+				return usageErrorf("--lock-timeout %s: must not be negative (0 fails at once when the store is locked)", a.lockTimeout)
+			}
+			if a.keepBackups < 0 {
+				return usageErrorf("--keep-backups %d: must not be negative", a.keepBackups)
+			}
+			// The lock-info record names the command, not only the program.
+			lockinfo.SetCommand(cmd.CommandPath())
+			return nil
+		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -136,34 +169,73 @@ Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
 		def = "state.db"
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.statePath, "state", def, "the store: a .json path (file backend), etcd://host:port[,...]/prefix (etcd), or any other path (bbolt); default $FTLSTATE_PATH, else ./state.db")
+	pf.StringVar(&a.statePath, "state", def, "the store: a file (bbolt or state.json, told by its content; a new one is state.json when the name ends in .json) or etcd://host:port[,...]/prefix; default $FTLSTATE_PATH, else ./state.db")
 	pf.DurationVar(&a.lockTimeout, "lock-timeout", 0, "how long to wait for a store locked by another process (0: fail at once)")
+	pf.IntVar(&a.keepBackups, "keep-backups", defaultKeepBackups, "how many timestamped backups (PATH.<unix>.backup) destructive commands keep")
+	pf.BoolVar(&a.noColor, "no-color", false, "no colours, even on a terminal (also: NO_COLOR=1)")
 	root.AddCommand(
 		a.hostsCommand(), a.hostCommand(),
 		a.resourcesCommand(), a.resourceCommand(),
 		a.exportCommand(), a.importCommand(), a.diffCommand(),
 		a.inventoryCommand(),
+		a.backupsCommand(), a.restoreCommand(), a.salvageCommand(),
 		a.checkCommand(), a.compactCommand(),
-		a.demoCommand(), a.benchCommand(),
+		a.demoCommand(), a.benchCommand(), a.versionCommand(),
 	)
 	return root
 }
 
 // groupRun runs a command that only groups subcommands: without
-// arguments it prints its help; with any, the subcommand is unknown.
+// arguments it prints its help (subcommandArgs refuses any argument).
 func groupRun(cmd *cobra.Command, args []string) error {
+	return cmd.Help()
+}
+
+// subcommandArgs refuses an unknown subcommand of a command that groups
+// subcommands, suggesting the nearest ones (cobra's own suggestions).
+func subcommandArgs(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
-		return cmd.Help()
+		return nil
 	}
-	return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + quoteList(s, " or ") + "?"
+	}
+	return usageError{errors.New(msg)}
+}
+
+func quoteList(s []string, last string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + last + q[len(q)-1]
+}
+
+// requiredFlags checks the flags marked required (MarkFlagRequired) and
+// reports a missing one as a usage error, before cobra's own untyped check.
+func requiredFlags(cmd *cobra.Command) error {
+	var missing []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if req, ok := f.Annotations[cobra.BashCompOneRequiredFlag]; ok && len(req) > 0 && req[0] == "true" && !f.Changed {
+			missing = append(missing, "--"+f.Name)
+		}
+	})
+	if len(missing) > 0 {
+		return usageErrorf("%s needs %s", cmd.CommandPath(), strings.Join(missing, " and "))
+	}
+	return nil
 }
 
 // Argument validators that report usage errors (exit 2).
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		if cmd.HasSubCommands() {
-			return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
-		}
 		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
 	}
 	return nil
@@ -173,6 +245,24 @@ func exactArgs(n int, names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
 			return usageErrorf("%s needs %s, got %d argument(s)", cmd.CommandPath(), strings.Join(names, " and "), len(args))
+		}
+		return nil
+	}
+}
+
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageErrorf("%s needs %s", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageErrorf("%s takes at most %s, got %d argument(s)", cmd.CommandPath(), what, len(args))
 		}
 		return nil
 	}

@@ -1,41 +1,62 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"strings"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/go-ftl2/ftlstate/export"
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
+	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
 func (a *app) exportCommand() *cobra.Command {
-	var file string
+	var file, output string
 	var redact bool
 	cmd := &cobra.Command{
-		Use:   "export [-o FILE] [--redact]",
+		Use:   "export [--file FILE] [--redact]",
 		Short: "Write the store as the documented state.json (stdout, or a file atomically)",
 		Long: `export writes the store as the documented state.json: deterministic (the same
 content gives the same bytes), sorted, two-space indented, from one consistent
 snapshot of the store.
 
 Not redacted by default: an export is a faithful copy that 'ftlstate import'
-can restore, so it holds every var, including passwords and tokens. Use
---redact for a copy to review or share: values under keys that look secret
-(password, passwd, passphrase, secret, token, private_key, api_key,
-credential; any case, at any depth) become "<redacted>".
+can restore, so it holds every var, including passwords and tokens (on a
+terminal, a line on stderr says so). Use --redact for a copy to review or
+share: values under keys that look secret (password, passwd, passphrase,
+secret, token, private_key, api_key, credential; any case, at any depth)
+become "<redacted>".
 
-With -o FILE the file is written atomically (temp file, fsync, rename) with
-mode 0600 (an existing file keeps its mode).`,
+With --file FILE (-f) the file is written atomically (temp file, fsync,
+rename) with mode 0600 (an existing file keeps its mode). FILE may not be the
+store itself, its lock file or one of its backups. A character device or a
+named pipe (/dev/stdout, a FIFO) is written to as it is, never replaced.
+
+-o is the output format, json (state.json is JSON). For one release, an -o
+value that is not a format name still names the file, with a warning.`,
 		Example: `  ftlstate export > state.json
-  ftlstate export -o review.json --redact`,
+  ftlstate export --file review.json --redact`,
 		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("output") {
+				switch {
+				case output == string(formatJSON):
+				case isFormatName(output):
+					return usageErrorf("export writes state.json, which is JSON: -o json, not %q (--file FILE names a file)", output)
+				case file != "":
+					return usageErrorf("export: -o %s and --file %s: give the file once, with --file", output, file)
+				default:
+					fmt.Fprintf(a.stderr, "warning: 'export -o FILE' is deprecated and goes in the next release; use 'export --file %s' (-o is the output format)\n", output)
+					file = output
+				}
+			}
 			b, err := a.openBackend(a.statePath, true)
 			if err != nil {
 				return err
@@ -43,15 +64,27 @@ mode 0600 (an existing file keeps its mode).`,
 			defer b.Close()
 			opts := &export.Options{Redact: redact}
 			if file == "" || file == "-" {
+				if a.stdoutTerminal && !redact {
+					fmt.Fprintln(a.stderr, "note: this export holds every var, secrets included (--redact for a copy to share)")
+				}
 				return export.Write(a.stdout, b, opts)
+			}
+			direct, err := a.checkExportTarget(file)
+			if err != nil {
+				return err
 			}
 			var total int
 			if err := b.View(func(s state.Snapshot) error { h, r := s.Len(); total = h + r; return nil }); err != nil {
 				return err
 			}
-			bar := a.progress(int64(total), "export")
+			bar := a.progress(int64(total), "export", "records")
 			opts.Progress = func(int) { bar.Add(1) }
-			err = atomicfile.Write(file, nil, func(w io.Writer) error { return export.Write(w, b, opts) })
+			write := func(w io.Writer) error { return export.Write(w, b, opts) }
+			if direct {
+				err = writeDirect(file, write)
+			} else {
+				err = atomicfile.Write(file, nil, write)
+			}
 			bar.Finish()
 			if err != nil {
 				return fmt.Errorf("export to %s: %w", file, err)
@@ -64,109 +97,130 @@ mode 0600 (an existing file keeps its mode).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "output", "o", "", "write to FILE instead of stdout")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "write to FILE (atomically) instead of stdout")
+	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json (deprecated for one release: a file name)")
+	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().BoolVar(&redact, "redact", false, "replace secret-looking values with \"<redacted>\" (for review)")
 	return cmd
 }
 
+// checkExportTarget refuses an export target that is the store itself
+// (the same file, by inode: a link or another name of it), its lock file
+// or one of its backups, or that is not a file one can write a document
+// to. direct reports a character device or named pipe, written to as it
+// is instead of replaced.
+func (a *app) checkExportTarget(file string) (direct bool, err error) {
+	fi, err := os.Stat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("export to %s: %w", file, err)
+	}
+	switch m := fi.Mode(); {
+	case m&(fs.ModeCharDevice|fs.ModeNamedPipe) != 0:
+		return true, nil
+	case !m.IsRegular():
+		return false, fmt.Errorf("export to %s: %s; export writes a file", file, describeMode(m))
+	}
+	path := a.statePath
+	if strings.HasPrefix(path, etcdScheme) {
+		return false, nil
+	}
+	same := func(p string) bool {
+		o, err := os.Stat(p)
+		return err == nil && os.SameFile(fi, o)
+	}
+	if same(path) {
+		return false, fmt.Errorf("export to %s: that is the store itself (%s); export to another file", file, path)
+	}
+	if same(lockinfo.Path(path)) {
+		return false, fmt.Errorf("export to %s: that is the store's lock file; export to another file", file)
+	}
+	backups, _ := listBackups(path)
+	for _, bk := range backups {
+		if same(bk.Path) {
+			return false, fmt.Errorf("export to %s: that is a backup of %s ('ftlstate restore' puts it back); export to another file", file, path)
+		}
+	}
+	return false, nil
+}
+
+// writeDirect writes to an existing device or pipe without replacing it.
+func writeDirect(file string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func (a *app) importCommand() *cobra.Command {
-	var force, noBackup bool
+	var o replaceOptions
 	cmd := &cobra.Command{
 		Use:   "import FILE [--force]",
-		Short: "Replace the store's contents with a state.json, atomically (keeps PATH.backup)",
-		Long: `import reads a state.json (the documented format, e.g. from 'ftlstate export'),
-validates all of it, and then replaces everything the store holds with it in
-one atomic, durable write: all or nothing. Errors name the line, column and
-JSON path of the problem (hosts.web01.port: must be 0..65535).
+		Short: "Replace the store's contents with a state.json (or any store), atomically (keeps a backup)",
+		Long: `import reads a state.json (the documented format, e.g. from 'ftlstate export')
+or any store (a bbolt file, a backup, etcd://...), validates all of it, and
+then replaces everything the store holds with it in one atomic, durable
+write: all or nothing. Errors name the line, column and JSON path of the
+problem (hosts.web01.port: must be 0..65535).
 
 Like Terraform's 'state push' it refuses a document from another store
 (different lineage), an older copy (lower serial), a document without lineage
 into a store that is not empty, and a redacted export (it would replace
-secrets with "<redacted>"), unless --force. FILE "-" reads stdin.
+secrets with "<redacted>"), unless --force ('ftlstate restore' takes an older
+backup). FILE "-" reads stdin. A document the store already holds is not
+written again.
 
-The store as it was is kept in PATH.backup unless --no-backup.`,
+The store as it was is kept in a backup (see 'ftlstate backups') unless
+--no-backup. --dry-run prints what would change and writes nothing.`,
 		Example: `  ftlstate import state.json
+  ftlstate import state.json --dry-run
   ftlstate --state prod.db import old-copy.json --force`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := a.readStateFile(args[0])
+			if a.statePath == "" {
+				_, err := a.openBackend("", true)
+				return err
+			}
+			c, err := a.readSource(args[0])
 			if err != nil {
 				return err
 			}
-			if !force && export.HasRedacted(c) {
-				return fmt.Errorf("%s: holds %q values (a redacted export): importing it would overwrite secrets; use --force to import anyway", args[0], export.Redacted)
-			}
-			return a.destructive(noBackup, func(st *state.State, keepBackup func() error) error {
-				// Refuse a conflicting document before the backup, so a
-				// refused import leaves the previous backup alone.
-				if err := st.CheckReplace(c, force); err != nil {
-					var ce *state.ConflictError
-					if errors.As(err, &ce) {
-						return fmt.Errorf("%s: import of %s refused: %s; use --force to import anyway", a.statePath, args[0], ce.Reason)
-					}
-					return err
-				}
-				if err := keepBackup(); err != nil {
-					return err
-				}
-				if err := st.Replace(c, force); err != nil {
-					return fmt.Errorf("%s: %w", a.statePath, err)
-				}
-				h, r := st.Len()
-				fmt.Fprintf(a.stderr, "imported %s into %s: %d hosts, %d resources, serial %d\n", args[0], a.statePath, h, r, st.Metadata().Serial)
-				return nil
-			})
+			return a.replaceStore(o, args[0], c)
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "import even from another store, an older copy or a redacted export")
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep PATH.backup")
+	a.addReplaceFlags(cmd, &o)
+	cmd.Flags().BoolVar(&o.force, "force", false, "import even from another store, an older copy or a redacted export")
 	return cmd
-}
-
-// readStateFile reads and validates a state.json file ("-" for stdin),
-// with a progress bar over its bytes.
-func (a *app) readStateFile(name string) (*state.Contents, error) {
-	var r io.Reader = os.Stdin
-	var size int64 = -1
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil {
-			size = fi.Size()
-		}
-		r = f
-	}
-	bar := a.progress(size, "read "+name)
-	pr := progressbar.NewReader(r, bar)
-	c, err := export.Read(&pr, nil)
-	bar.Finish()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return c, nil
 }
 
 func (a *app) diffCommand() *cobra.Command {
 	var out format
 	var opts export.DiffOptions
-	var exitCode bool
+	var exitCode, redact bool
 	cmd := &cobra.Command{
 		Use:   "diff A B [-o json]",
-		Short: "Show what changed from state A to state B (stores or state.json files)",
-		Long: `diff compares two states, each a store (bbolt) or a state.json file (an
-export, or a JSON store): hosts and resources added (+), removed (-) and
-changed (~), field by field, in a deterministic order.
+		Short: "Show what changed from state A to state B (stores, backups or state.json files)",
+		Long: `diff compares two states, each a store or a state.json file (an export, a JSON
+store, a backup; each is read by its content): hosts and resources added (+),
+removed (-) and changed (~), field by field, in a deterministic order;
+coloured on a terminal (not with --no-color or NO_COLOR).
 
 Timestamps and metadata (serial, lineage) are left out unless --timestamps and
---metadata. Exit status 0 whether or not they differ; with --exit-code, 1 when
-they differ (like git diff).`,
-		Example: `  ftlstate diff state.db.backup state.db
+--metadata. Values under secret-looking keys are shown as "<redacted>" unless
+--show-secrets. Exit status 0 whether or not they differ; with --exit-code, 1
+when they differ (like git diff).`,
+		Example: `  ftlstate diff state.db.1764151754.backup state.db
   ftlstate diff before.json after.json -o json`,
 		Args: exactArgs(2, "A", "B"),
 		RunE: func(_ *cobra.Command, args []string) error {
+			opts.Redact = !a.showSecrets
 			var res *export.Result
 			err := a.viewPath(args[0], func(sa state.Snapshot) error {
 				return a.viewPath(args[1], func(sb state.Snapshot) error {
@@ -178,10 +232,16 @@ they differ (like git diff).`,
 			if err != nil {
 				return err
 			}
-			if out == formatJSON {
+			switch out {
+			case formatJSON:
 				err = res.WriteJSON(a.stdout)
-			} else {
-				err = res.WriteText(a.stdout)
+			case formatYAML:
+				var buf bytes.Buffer
+				if err = res.WriteJSON(&buf); err == nil {
+					err = jsonToYAML(a.stdout, buf.Bytes())
+				}
+			default:
+				err = a.writeDiffText(res)
 			}
 			if err != nil {
 				return err
@@ -192,11 +252,13 @@ they differ (like git diff).`,
 			return nil
 		},
 	}
-	addFormatFlag(cmd, &out)
+	a.addFormatFlag(cmd, &out, formatTable, formatJSON, formatYAML)
 	cmd.Flags().BoolVar(&opts.Timestamps, "timestamps", false, "also report created_at/updated_at changes")
 	cmd.Flags().BoolVar(&opts.Metadata, "metadata", false, "also report metadata changes (version, serial, lineage)")
-	cmd.Flags().BoolVar(&opts.Redact, "redact", false, "show secret-looking values as \"<redacted>\"")
+	cmd.Flags().BoolVar(&redact, "redact", false, "show secret-looking values as \"<redacted>\" (the default now; see --show-secrets)")
+	cmd.Flags().MarkHidden("redact")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when the states differ")
+	a.addSecretsFlag(cmd)
 	return cmd
 }
 
@@ -229,16 +291,24 @@ Use it from Ansible with a two-line executable script:
 			if list == (host != "") {
 				return usageErrorf("inventory needs exactly one of --list and --host NAME")
 			}
-			b, err := a.openBackend(a.statePath, true)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			opts := &export.Options{Redact: redact}
-			if list {
-				return export.WriteInventoryList(a.stdout, b, opts)
+			err := a.view(func(s state.Snapshot) error {
+				if list {
+					return export.WriteInventoryList(a.stdout, snapViewer{s}, opts)
+				}
+				if _, ok, err := s.Host(host); err != nil {
+					return err
+				} else if !ok {
+					return fmt.Errorf("%s: no host %q", a.statePath, host)
+				}
+				return export.WriteInventoryHost(a.stdout, snapViewer{s}, host, opts)
+			})
+			if rest, ok := strings.CutPrefix(fmt.Sprint(err), "export: inventory: "); ok {
+				// The document's problem (two groups Ansible would merge), in
+				// the store.
+				return fmt.Errorf("%s: %s", a.statePath, rest)
 			}
-			return export.WriteInventoryHost(a.stdout, b, host, opts)
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&list, "list", false, "print the whole inventory")

@@ -74,10 +74,10 @@ func TestParseVars_DuplicateIsUsageError(t *testing.T) {
 }
 
 func TestParseTags(t *testing.T) {
-	m, err := parseTags([]string{"env=prod", "n=1"})
+	m, err := parseTags("tag", []string{"env=prod", "n=1"})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"env": "prod", "n": "1"}, m)
-	_, err = parseTags([]string{"x"})
+	_, err = parseTags("tag", []string{"x"})
 	assert.Error(t, err)
 }
 
