@@ -19,8 +19,8 @@ import (
 // damaged (see Open), and never writes.
 //
 // Inside one read transaction it calls fn for every host, then every
-// resource, in key order: with the decoded record in c (c.Host or
-// c.Resource set) and a nil error, or with c.Key and the error that makes
+// resource, then every pending operation, in key order: with the decoded
+// record in c (c.Host, c.Resource or c.Operation set) and a nil error, or with c.Key and the error that makes
 // the record unreadable (matching state.ErrCorrupt). When damage to
 // bbolt's own pages stops the walk of a bucket, fn gets that error with
 // the last key read before it (or none), and the walk goes on with the
@@ -78,12 +78,14 @@ func Salvage(path string, opts *Options, fn func(c state.Change, err error) erro
 				return err
 			}
 		}
-		for _, kind := range []state.Kind{state.KindHost, state.KindResource} {
-			name := bucketHosts
-			if kind == state.KindResource {
-				name = bucketResources
+		for _, b := range []struct {
+			kind state.Kind
+			name []byte
+		}{{state.KindHost, bucketHosts}, {state.KindResource, bucketResources}, {state.KindOperation, bucketOperations}} {
+			if b.kind == state.KindOperation && tx.Bucket(b.name) == nil {
+				continue // a store of layout version 1: no operations
 			}
-			if err := salvageBucket(tx, s, kind, name, call); err != nil {
+			if err := salvageBucket(tx, s, b.kind, b.name, call); err != nil {
 				return err
 			}
 		}
@@ -122,10 +124,13 @@ func salvageBucket(tx *bolt.Tx, s *snapshot, kind state.Kind, name []byte, call 
 		ch := state.Change{Kind: kind, Key: last}
 		err = catchFaults(s.path, "salvage", func() error {
 			var err error
-			if kind == state.KindHost {
+			switch kind {
+			case state.KindHost:
 				ch.Host, err = s.host(k, v)
-			} else {
+			case state.KindResource:
 				ch.Resource, err = s.resource(k, v)
+			default:
+				ch.Operation, err = s.operation(k, v)
 			}
 			return err
 		})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"time"
 
@@ -57,7 +58,7 @@ func (a *app) readSource(name string) (*state.Contents, error) {
 			return nil, err
 		}
 	}
-	c := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}}
+	c := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}, Operations: map[string]*state.Operation{}}
 	err = a.viewPath(name, func(s state.Snapshot) error {
 		c.Metadata = s.Metadata()
 		h, r := s.Len()
@@ -66,7 +67,10 @@ func (a *app) readSource(name string) (*state.Contents, error) {
 		if err := s.Hosts(func(h *state.HostState) error { c.Hosts[h.Name] = h; bar.Add(1); return nil }); err != nil {
 			return err
 		}
-		return s.Resources(func(k string, r *state.ResourceState) error { c.Resources[k] = r; bar.Add(1); return nil })
+		if err := s.Resources(func(k string, r *state.ResourceState) error { c.Resources[k] = r; bar.Add(1); return nil }); err != nil {
+			return err
+		}
+		return s.Operations(func(op *state.Operation) error { c.Operations[op.ID] = op; return nil })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -122,8 +126,12 @@ func (a *app) replaceStore(o replaceOptions, src string, c *state.Contents) erro
 	}
 	doc := snapViewer{state.NewSnapshot(c)}
 	check := func(s state.Snapshot) error {
+		ops, err := operationsOf(s)
+		if err != nil {
+			return err
+		}
 		h, r := s.Len()
-		if err := a.replaceConflict(o, s.Metadata(), h+r == 0, c.Metadata); err != nil {
+		if err := a.replaceConflict(o, s.Metadata(), h+r+len(ops) == 0, c.Metadata); err != nil {
 			return fmt.Errorf("%s: %s of %s refused: %s; use --force to %s anyway", path, verb, src, err.(*state.ConflictError).Reason, verb)
 		}
 		return nil
@@ -172,12 +180,16 @@ func (a *app) replaceStore(o replaceOptions, src string, c *state.Contents) erro
 		err := export.DiffFunc(snapViewer{countingSnapshot{s, bar}}, doc, &export.DiffOptions{Timestamps: true},
 			func(export.Change) error { return errDiffers })
 		switch {
-		case errors.Is(err, errDiffers):
-			return nil
+		case errors.Is(err, errDiffers), errors.Is(err, state.ErrCorrupt):
+			return nil // a damaged record differs from any
 		case err != nil:
 			return err
 		}
-		same = len(c.Hosts) == h && len(c.Resources) == r
+		ops, err := operationsOf(s)
+		if err != nil {
+			return err
+		}
+		same = len(c.Hosts) == h && len(c.Resources) == r && sameOperations(ops, c.Operations)
 		return nil
 	})
 	if err != nil {
@@ -194,12 +206,15 @@ func (a *app) replaceStore(o replaceOptions, src string, c *state.Contents) erro
 	}
 	now := state.Timestamp(time.Now())
 	meta := state.ReplaceMetadata(cur, c.Metadata, now)
-	changes := make([]state.Change, 0, len(c.Hosts)+len(c.Resources))
+	changes := make([]state.Change, 0, len(c.Hosts)+len(c.Resources)+len(c.Operations))
 	for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
 		changes = append(changes, state.Change{Kind: state.KindHost, Key: name, Host: c.Hosts[name]})
 	}
 	for _, key := range slices.Sorted(maps.Keys(c.Resources)) {
 		changes = append(changes, state.Change{Kind: state.KindResource, Key: key, Resource: c.Resources[key]})
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.Operations)) {
+		changes = append(changes, state.Change{Kind: state.KindOperation, Key: id, Operation: c.Operations[id]})
 	}
 	bar := a.progress(-1, fmt.Sprintf("write %d records to %s (one transaction)", len(changes), path), "records")
 	got, err := b.Commit(&state.Batch{Changes: changes, Time: now, Replace: &meta})
@@ -216,6 +231,27 @@ func (a *app) replaceStore(o replaceOptions, src string, c *state.Contents) erro
 		fmt.Fprintf(a.stderr, "imported %s into %s: %d hosts, %d resources, serial %d\n", src, path, len(c.Hosts), len(c.Resources), got.Serial)
 	}
 	return nil
+}
+
+// operationsOf returns the pending operations of s by ID.
+func operationsOf(s state.Snapshot) (map[string]*state.Operation, error) {
+	ops := map[string]*state.Operation{}
+	err := s.Operations(func(op *state.Operation) error { ops[op.ID] = op; return nil })
+	return ops, err
+}
+
+// sameOperations reports whether two sets of pending operations are equal.
+func sameOperations(a, b map[string]*state.Operation) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id, x := range a {
+		y, ok := b[id]
+		if !ok || !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
 }
 
 // replaceConflict applies import's rules (state.ReplaceConflict) or

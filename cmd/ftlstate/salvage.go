@@ -30,7 +30,7 @@ serial when they are readable), listing each record it skips on stderr. Rebuild
 the store from it with 'ftlstate import OUT.json' (which keeps a backup of the
 damaged store), or import it into a new store.
 
-It reads bbolt stores (through damaged records, counters and buckets; not
+Pending operations are salvaged like records. It reads bbolt stores (through damaged records, counters and buckets; not
 through damaged meta pages) and JSON stores whose JSON syntax is intact (a
 record with a wrong type is skipped, not the whole file). It never writes to
 the store. --file - writes to stdout.`,
@@ -59,7 +59,7 @@ the store. --file - writes to stdout.`,
 					return err
 				}
 			}
-			c := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}}
+			c := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}, Operations: map[string]*state.Operation{}}
 			var skipped int
 			collect := func(ch state.Change, err error) error {
 				switch {
@@ -76,6 +76,8 @@ the store. --file - writes to stdout.`,
 					c.Hosts[ch.Key] = ch.Host
 				case ch.Kind == state.KindResource:
 					c.Resources[ch.Key] = ch.Resource
+				case ch.Kind == state.KindOperation:
+					c.Operations[ch.Key] = ch.Operation
 				}
 				return nil
 			}
@@ -102,7 +104,7 @@ the store. --file - writes to stdout.`,
 			if err != nil {
 				return fmt.Errorf("salvage to %s: %w", file, err)
 			}
-			msg := fmt.Sprintf("salvaged %d hosts and %d resources of %s to %s", len(c.Hosts), len(c.Resources), path, file)
+			msg := fmt.Sprintf("salvaged %d hosts, %d resources and %d pending operations of %s to %s", len(c.Hosts), len(c.Resources), len(c.Operations), path, file)
 			if skipped > 0 {
 				msg += fmt.Sprintf("; skipped %d unreadable (listed above)", skipped)
 			} else {
@@ -140,7 +142,7 @@ func salvageJSON(path string, fn func(state.Change, error) error) (state.Metadat
 	var meta state.Metadata
 	head := map[string]json.RawMessage{}
 	for k, v := range top {
-		if k != "hosts" && k != "resources" {
+		if k != "hosts" && k != "resources" && k != "operations" {
 			head[k] = v
 		}
 	}
@@ -154,7 +156,7 @@ func salvageJSON(path string, fn func(state.Change, error) error) (state.Metadat
 	for _, sec := range []struct {
 		name string
 		kind state.Kind
-	}{{"hosts", state.KindHost}, {"resources", state.KindResource}} {
+	}{{"hosts", state.KindHost}, {"resources", state.KindResource}, {"operations", state.KindOperation}} {
 		raw, ok := top[sec.name]
 		if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 			continue
@@ -171,7 +173,7 @@ func salvageJSON(path string, fn func(state.Change, error) error) (state.Metadat
 			d, err := export.Read(bytes.NewReader(raw), nil)
 			ch := state.Change{Kind: sec.kind, Key: key}
 			if err == nil {
-				ch.Host, ch.Resource = d.Hosts[key], d.Resources[key]
+				ch.Host, ch.Resource, ch.Operation = d.Hosts[key], d.Resources[key], d.Operations[key]
 			} else {
 				err = fmt.Errorf("%s: %w", path, err)
 			}
