@@ -610,7 +610,7 @@ func verifyWithin(t *testing.T, m *model, dir string, round int, acked [writers 
 		}
 		return v.got, v.inflight
 	case <-time.After(verifyTimeout):
-		t.Fatalf("round %d: %s: reopening and reading the store did not end within %v (a loop on damaged data?)", round, lostTag, verifyTimeout)
+		t.Fatalf("round %d: %s: checking the store (reopen, Check, read, one new write) did not end within %v (a loop on damaged data?)", round, lostTag, verifyTimeout)
 		return nil, 0
 	}
 }

@@ -170,3 +170,37 @@ func TestRun_LazyBackendIsCaught(t *testing.T) {
 		t.Fatalf("the harness failed for another reason than lost writes:\n%s", out)
 	}
 }
+
+// stuckBackend never finishes a commit: in the harness's child, nothing is
+// ever acknowledged.
+type stuckBackend struct{ state.Backend }
+
+func (stuckBackend) Commit(*state.Batch) (state.Metadata, error) { select {} }
+
+// TestRun_NothingAcknowledgedFails: a run in which no change was
+// acknowledged proved nothing, and fails; its seed is the one given with
+// -crash.seed, and the failure says how to repeat it.
+func TestRun_NothingAcknowledgedFails(t *testing.T) {
+	if os.Getenv("CRASHTEST_SELFTEST_STUCK") == "1" {
+		crashtest.Run(t, func(dir string) (state.Backend, error) {
+			b, err := openGob(dir, gobOptions{})
+			if os.Getenv("FTLSTATE_CRASHTEST_DIR") == "" {
+				return b, err // the parent's checks write too
+			}
+			return stuckBackend{b}, err
+		})
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRun_NothingAcknowledgedFails$", "-test.count=1", "-test.v",
+		"-crash.rounds=2", "-crash.maxkill=100ms", "-crash.seed=424242")
+	cmd.Env = append(os.Environ(), "CRASHTEST_SELFTEST_STUCK=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a run that acknowledged nothing passed:\n%s", out)
+	}
+	for _, want := range []string{"no change was acknowledged in 2 rounds", "seed 424242", "-crash.seed=424242"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
+	}
+}
