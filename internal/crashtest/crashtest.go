@@ -168,6 +168,9 @@ func run(t *testing.T, open Opener, power bool) Stats {
 		if t.Failed() {
 			t.Fatalf("crashtest: round %d failed (seed %d: -crash.seed=%d); store kept in %s", round, seed, seed, store)
 		}
+		if round%100 == 0 && round < n {
+			t.Logf("crashtest: %d rounds of %d, %d acknowledged changes checked so far", round, n, st.Acked)
+		}
 	}
 	t.Logf("crashtest: %s, %d rounds, %d acknowledged changes checked (%d of them imports and compactions), %d in-flight changes found applied, %d kills during open",
 		mode, st.Rounds, st.Acked, st.Maintenance, st.InFlightSeen, st.KilledEarly)
