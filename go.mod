@@ -3,7 +3,6 @@ module github.com/go-ftl2/ftlstate
 go 1.26.8
 
 require (
-	github.com/gofrs/flock v0.13.2
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/rivo/uniseg v0.4.7
 	github.com/schollz/progressbar/v3 v3.19.1

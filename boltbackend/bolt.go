@@ -79,9 +79,14 @@ type Options struct {
 // Backend is a state.Backend on a bbolt file. Its methods may be called
 // concurrently; see the package documentation.
 type Backend struct {
-	path     string
+	path     string // as given to Open, for messages
+	real     string // path with symbolic links resolved: the file itself
 	db       *bolt.DB
+	file     *os.File // the file bbolt opened and locked (bbolt's own descriptor)
 	readOnly bool
+	// locked identifies the file bbolt opened and locked, to tell whether
+	// real still names it.
+	locked fs.FileInfo
 	// info is the open lock-info file (nil when read-only, or when it
 	// could not be written); stale is the record a dead holder left.
 	info  *os.File
@@ -153,49 +158,150 @@ func Open(path string, opts *Options) (*Backend, error) {
 		o = *opts
 	}
 	start := time.Now()
+	// A symbolic link is resolved once: the store is the file it names,
+	// and what replaces that file (CompactInPlace) replaces the file, not
+	// the link.
+	real := path
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		real = r
+	}
+	for attempt := 1; ; attempt++ {
+		b, err := open(path, real, o, start)
+		if !errors.Is(err, errReplaced) {
+			return b, err
+		}
+		if attempt == maxOpenAttempts {
+			return nil, fmt.Errorf("boltbackend: open %s: the store file was replaced %d times while this process waited for it", path, attempt)
+		}
+	}
+}
+
+// afterProbe, when set (by tests), runs between the probe and bbolt's
+// open, where another process may take the lock first.
+var afterProbe func()
+
+// maxOpenAttempts bounds how often Open starts over because the store
+// file was replaced while it waited for its lock.
+const maxOpenAttempts = 100
+
+// errReplaced means that the file Open locked is no longer the one at the
+// store's path: Open starts over.
+var errReplaced = errors.New("the store file was replaced")
+
+// open is one attempt of Open on the store at real (path resolved).
+func open(path, real string, o Options, start time.Time) (*Backend, error) {
 	if !o.ReadOnly {
-		if err := create(path); err != nil {
+		if err := create(real); err != nil {
 			return nil, err
 		}
 	}
-	if err := probe(path, o, start); err != nil {
+	probed, err := probe(path, real, o, start)
+	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, fileMode, &bolt.Options{
+	if afterProbe != nil {
+		afterProbe()
+	}
+	var file *os.File // the file bbolt opened (and locks)
+	db, err := bolt.Open(real, fileMode, &bolt.Options{
 		Timeout:      remaining(o.Timeout, start),
 		ReadOnly:     o.ReadOnly,
 		FreelistType: bolt.FreelistMapType,
+		OpenFile:     openProbed(probed, &file),
 	})
 	if err != nil {
 		switch {
+		case errors.Is(err, errReplaced):
+			return nil, err
 		case errors.Is(err, berrors.ErrTimeout):
-			return nil, lockError(path, o, start)
+			return nil, lockError(path, real, o, start)
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 			return nil, corruptf(path, "%v", err)
 		}
 		return nil, fmt.Errorf("boltbackend: open %s: %w", path, err)
 	}
-	b := &Backend{path: path, db: db, readOnly: o.ReadOnly}
+	b := &Backend{path: path, real: real, db: db, file: file, readOnly: o.ReadOnly}
+	// Lock, then check what was locked: the file may have been replaced
+	// while bbolt waited for its lock (a compaction swapped a new file in;
+	// the one locked is now the backup). Writing into it would lose
+	// every write; reading it would serve an old state.
+	if err := b.stillAtPath(); err != nil {
+		db.Close()
+		return nil, errReplaced
+	}
 	if err := b.verify(); err != nil {
 		db.Close()
 		return nil, err
 	}
 	// Holding the lock, shared or exclusive, no writer is alive: a
 	// lock-info record of a dead process is what a crash left.
-	infoPath := lockinfo.Path(path)
+	infoPath := lockinfo.Path(real)
 	b.stale = lockinfo.Stale(infoPath)
 	if !o.ReadOnly {
 		// We hold bbolt's exclusive lock: the lock-info record is ours to
 		// write. It is information only, so failing to write it (a full
-		// disk, a read-only directory) does not fail Open.
-		if f, err := lockinfo.Create(infoPath, lockinfo.Self()); err == nil {
+		// disk, a read-only directory) does not fail Open; but a lock-info
+		// path holding something else than a regular file (a symbolic
+		// link, whose target we would overwrite) is refused.
+		f, err := lockinfo.Create(infoPath, lockinfo.Self())
+		switch {
+		case err == nil:
 			b.info = f
+		case errors.Is(err, lockinfo.ErrNotRegular):
+			db.Close()
+			return nil, fmt.Errorf("boltbackend: %w", err)
 		}
+		// Every temp file of the store made under the lock is stale now;
+		// those of store creations (made without it) are once their
+		// process is gone.
+		removeLeftovers(real)
 		b.queue = make(chan *request, 256)
 		b.done = make(chan struct{})
 		go b.run()
 	}
 	return b, nil
+}
+
+// openProbed returns bbolt's OpenFile: it never creates the store (create
+// did, complete), never follows a symbolic link that replaced the file,
+// checks that it opened the file probe checked, and keeps it in *opened.
+func openProbed(probed fs.FileInfo, opened **os.File) func(string, int, os.FileMode) (*os.File, error) {
+	return func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag&^os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, perm)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
+				return nil, errReplaced
+			}
+			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || !os.SameFile(fi, probed) {
+			f.Close()
+			return nil, errReplaced
+		}
+		*opened = f
+		return f, nil
+	}
+}
+
+// stillAtPath checks that the store's path still names the file b has
+// open (and locked), recording its identity on the first call. Open calls
+// it after the lock; the committer before each write.
+func (b *Backend) stillAtPath() error {
+	fi, err := b.file.Stat()
+	if err != nil {
+		return err
+	}
+	if b.locked == nil {
+		b.locked = fi
+	}
+	cur, err := os.Lstat(b.real)
+	if err == nil && os.SameFile(fi, cur) && os.SameFile(fi, b.locked) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", b.real, errReplaced)
 }
 
 // remaining returns the bbolt lock timeout left of timeout since start:
@@ -204,13 +310,14 @@ func remaining(timeout time.Duration, start time.Time) time.Duration {
 	return max(timeout-time.Since(start), time.Nanosecond)
 }
 
-// lockError describes why the store at path could not be locked.
-func lockError(path string, o Options, start time.Time) error {
+// lockError describes why the store at path (real, resolved) could not
+// be locked.
+func lockError(path, real string, o Options, start time.Time) error {
 	var waited time.Duration
 	if o.Timeout > 0 {
 		waited = time.Since(start).Round(time.Millisecond)
 	}
-	e := lockinfo.Error(path, lockinfo.Path(path), waited)
+	e := lockinfo.Error(path, lockinfo.Path(real), waited)
 	if o.ReadOnly {
 		return fmt.Errorf("boltbackend: a read-only open waits until the writer closes the store: %w", e)
 	}
@@ -229,11 +336,8 @@ func create(path string) error {
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		return nil // exists, or Open reports why it cannot be read
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".new-*")
+	dir := filepath.Dir(path)
+	f, err := atomicfile.CreateTemp(path)
 	if err != nil {
 		return fmt.Errorf("boltbackend: create %s: %w", path, err)
 	}
@@ -436,14 +540,18 @@ func (b *Backend) Close() error {
 		close(b.queue)
 		<-b.done
 	}
+	return b.release()
+}
+
+// release removes the lock-info record and closes the file, releasing
+// the lock; the committer is stopped.
+func (b *Backend) release() error {
 	var errs []error
 	if b.info != nil {
-		// Removed while the lock is still held, so that it never removes
-		// a record of the next holder.
-		if err := os.Remove(b.info.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		errs = append(errs, b.info.Close())
+		// Removed while the lock is still held, and only when it is ours,
+		// so that it never removes a record of the next holder.
+		errs = append(errs, lockinfo.Remove(b.info), b.info.Close())
+		b.info = nil
 	}
 	errs = append(errs, b.db.Close())
 	if err := errors.Join(errs...); err != nil {

@@ -174,6 +174,12 @@ func (b *Backend) run() {
 // commitGroup commits group in one transaction or, when that fails,
 // each batch in its own.
 func (b *Backend) commitGroup(group []*request) {
+	if err := b.stillAtPath(); err != nil && b.broken.Load() == nil {
+		// Someone replaced or removed the store file while we hold it:
+		// what we write would go to a file nobody reads.
+		broken := fmt.Errorf("boltbackend: %s: %w while this process held it; refusing to write into the old file (reopen the store): %w", b.path, err, state.ErrLocked)
+		b.broken.Store(&broken)
+	}
 	if p := b.broken.Load(); p != nil {
 		for _, r := range group {
 			r.err = *p

@@ -73,6 +73,33 @@
 // writer. With the default zero Timeout it fails at once, never hangs.
 // Conversely a writer cannot open a store while readers hold it.
 //
+// Lock, then check what was locked: the file Open locks may have been
+// replaced while it waited (CompactInPlace swaps a new file in, and the
+// one it locked becomes the backup). Once it has the lock, Open checks
+// that the store's path still names the file it locked, and otherwise
+// starts over on the file the path names now; a writer also checks before
+// each commit, and refuses to write (state.ErrLocked) into a file that was
+// replaced or removed behind its back. A symbolic link at the store's
+// path is resolved once, at Open: the file it names is the store.
+//
+// PATH.lock is opened without following symbolic links and without
+// blocking: a symbolic link, FIFO, device, directory or hard link there
+// makes a writer's Open fail (lockinfo.ErrNotRegular) rather than write
+// into another file; readers skip it. Close removes the record only when
+// it is still its own.
+//
+// # Files
+//
+// Every file this package writes beside a store is built under a temp
+// name saying whose it is (PATH.tmp-PID-N, atomicfile.CreateTemp): store
+// creations, Compact, Backup and CompactInPlace. A process killed while
+// writing one leaves it behind; the next writer's Open removes those of
+// processes that are gone (and the fixed names older versions used,
+// PATH.compact and PATH.backup.new), and a leftover never blocks anything.
+// CompactInPlace gives the new file the mode and owner of the one it
+// replaces. A FIFO or device named as the store is refused before it is
+// opened for reading (an error matching state.ErrCorrupt).
+//
 // # Corruption
 //
 // Open reads the file itself, read-only and under a shared lock, before

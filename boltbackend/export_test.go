@@ -27,3 +27,7 @@ func Queued(b *Backend) int { return len(b.queue) }
 // SetNoSync turns on bbolt's NoSync for b's commits (call it before the
 // first): the unsafe backend the power-loss harness must catch.
 func SetNoSync(b *Backend) { b.db.NoSync = true }
+
+// SetAfterProbe makes every Open call fn between its probe of the file and
+// bbolt's open of it (nil removes it).
+func SetAfterProbe(fn func()) { afterProbe = fn }

@@ -24,7 +24,7 @@ import (
 // Environment of the helper process: the test binary re-executed, which
 // opens a store and holds it until its stdin closes.
 const (
-	envHelper = "BOLTBACKEND_TEST_HELPER" // "hold" or "hold-ro"
+	envHelper = "BOLTBACKEND_TEST_HELPER" // "hold", "hold-ro" or "add HOST"
 	envPath   = "BOLTBACKEND_TEST_PATH"
 )
 
@@ -38,6 +38,25 @@ func TestMain(m *testing.M) {
 }
 
 func helper(mode, path string) int {
+	if host, ok := strings.CutPrefix(mode, "add "); ok {
+		// Open (waiting up to 30 s), add a host, close.
+		fmt.Println("opening")
+		b, err := boltbackend.Open(path, &boltbackend.Options{Timeout: 30 * time.Second})
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		if _, err := b.Commit(hostBatch(host)); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		if err := b.Close(); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		fmt.Println("added", host)
+		return 0
+	}
 	b, err := boltbackend.Open(path, &boltbackend.Options{ReadOnly: mode == "hold-ro", Timeout: 30 * time.Second})
 	if err != nil {
 		fmt.Println("error:", err)

@@ -3,6 +3,7 @@ package boltbackend
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,15 +38,18 @@ func Salvage(path string, opts *Options, fn func(c state.Change, err error) erro
 	}
 	o.ReadOnly = true
 	start := time.Now()
-	if err := probe(path, o, start); err != nil {
+	probed, err := probe(path, path, o, start)
+	if err != nil {
 		return state.Metadata{}, err
 	}
+	var file *os.File
 	db, err := bolt.Open(path, fileMode, &bolt.Options{
 		Timeout: remaining(o.Timeout, start), ReadOnly: true, FreelistType: bolt.FreelistMapType,
+		OpenFile: openProbed(probed, &file),
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return state.Metadata{}, lockError(path, o, start)
+			return state.Metadata{}, lockError(path, path, o, start)
 		}
 		return state.Metadata{}, corruptf(path, "%v", err)
 	}

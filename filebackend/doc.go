@@ -25,22 +25,38 @@
 // PATH.lock, in place, and empties it on Close; PATH.lock is never renamed
 // or removed, since that would split the lock. The kernel releases the lock
 // when its holder dies, so a killed process never blocks the next one;
-// the info it left is then reported as stale (Backend.StaleLock). A
-// read-only Open takes no lock (see Options.ReadOnly).
+// the info it left is then reported as stale (Backend.StaleLock, also to
+// read-only opens, for check). A read-only Open takes no lock (see
+// Options.ReadOnly).
+//
+// The lock file is opened without following symbolic links and without
+// blocking, and must be a regular file with one link (lockinfo.Acquire):
+// anything else is refused, never written into. After the flock, Open
+// checks that PATH.lock still names the file it locked, and starts over
+// if it was deleted or replaced meanwhile. Should someone delete or
+// replace PATH.lock while a writer holds it, a second writer can lock the
+// new file: the first then refuses every later write (an error matching
+// state.ErrLocked; it checks its lock before each rename), so that it
+// never overwrites what the second acknowledged.
+//
+// A writer's Open removes the temp files that writers killed before it
+// left (PATH.tmp-*, PATH.backup.tmp-*: all are made under the lock).
 //
 // # Durability
 //
 // Commit returns nil only once the change is on stable storage. Each
-// rewrite creates a temp file (PATH.tmp-NNNN) in the same directory,
+// rewrite creates a temp file (PATH.tmp-PID-NNNN) in the same directory,
 // writes the document, fsyncs and closes it, renames it over PATH and
 // fsyncs the directory. A crash at any point leaves either the old or the
 // new file, complete. On a failure the temp file is removed, the file is
 // left as it was, and the failed batches change nothing, in the file or
 // in memory. Temp files left by a killed process are never read, and the
-// first successful commit removes them. A new file is created with mode
+// next writer's Open removes them. A new file is created with mode
 // 0600 (hosts' vars hold credentials); a rewrite keeps an existing file's
 // mode and, when permitted, its owner.
 //
+// A FIFO or device named as the store is refused (state.ErrCorrupt)
+// before it is read, by read-only opens too: it would block or never end.
 // A file that cannot be read as a state (empty, truncated, invalid JSON,
 // wrong types, invalid records, duplicate keys, unknown fields) makes Open
 // fail with an error matching state.ErrCorrupt that names the path and

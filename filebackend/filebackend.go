@@ -1,7 +1,6 @@
 package filebackend
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +12,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/gofrs/flock"
 
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
@@ -50,8 +48,7 @@ type Backend struct {
 	base     string // its name
 	readOnly bool
 	maxSize  int64
-	lock     *flock.Flock    // the exclusive lock on PATH.lock; nil when read-only
-	info     *os.File        // PATH.lock, where the lock info is written; nil when read-only
+	lock     *lockinfo.Lock  // the exclusive lock on PATH.lock, holding our lock info; nil when read-only
 	stale    *state.LockInfo // lock info left by a holder that died, found at Open
 
 	// cur is the store as of the last successful rewrite. Its maps and
@@ -62,7 +59,8 @@ type Backend struct {
 	// broken, once set, is returned by every later Commit, View and
 	// Check: a rewrite put its file in place but could not make that
 	// durable, so what the store holds is unknown (it matches
-	// state.ErrOutcomeUnknown).
+	// state.ErrOutcomeUnknown), or the lock file was removed or replaced
+	// under us, so another process may be writing (state.ErrLocked).
 	broken atomic.Pointer[error]
 
 	mu sync.Mutex // guards the fields below
@@ -79,9 +77,6 @@ type Backend struct {
 	// and by Check, so that Check compares the file with the memory that
 	// matches it.
 	wmu sync.Mutex
-	// cleaned is set once leftover temp files have been removed (after
-	// the first successful rewrite). Guarded by wmu.
-	cleaned bool
 	// cache keeps the encoding of each record between rewrites, so that a
 	// rewrite encodes only the records that changed. Guarded by wmu.
 	cache statefile.Cache
@@ -142,6 +137,10 @@ func Open(path string, opts *Options) (*Backend, error) {
 		if err := b.acquire(o.Timeout); err != nil {
 			return nil, err
 		}
+	} else {
+		// Readers take no lock, but report what a writer killed while
+		// holding it left (check does).
+		b.stale = lockinfo.Stale(lockinfo.Path(b.path))
 	}
 	c, err := b.load()
 	if err != nil {
@@ -157,30 +156,18 @@ func Open(path string, opts *Options) (*Backend, error) {
 	return b, nil
 }
 
-// acquire takes the lock on PATH.lock and writes this process's lock info
-// into it.
+// acquire takes the lock on PATH.lock (lockinfo.Acquire: never through a
+// symbolic link or into another kind of file, and checking after the
+// flock that the lock file is still the one at its path), writes this
+// process's lock info into it, and removes the temp files that writers
+// killed before us left (every temp file of the store is made under the
+// lock, so all are stale now).
 func (b *Backend) acquire(timeout time.Duration) error {
 	lockPath := lockinfo.Path(b.path)
-	lk := flock.New(lockPath, flock.SetPermissions(0o600))
 	start := time.Now()
-	var ok bool
-	var err error
-	switch {
-	case timeout == 0:
-		ok, err = lk.TryLock()
-	case timeout < 0:
-		err = lk.Lock()
-		ok = err == nil
-	default:
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		ok, err = lk.TryLockContext(ctx, min(timeout/10, 50*time.Millisecond))
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = nil
-		}
-	}
+	lk, ok, err := lockinfo.Acquire(lockPath, timeout)
 	if err != nil {
-		return fmt.Errorf("filebackend: lock %s: %w", lockPath, err)
+		return fmt.Errorf("filebackend: lock: %w", err)
 	}
 	if !ok {
 		var waited time.Duration
@@ -190,42 +177,51 @@ func (b *Backend) acquire(timeout time.Duration) error {
 		return fmt.Errorf("filebackend: %w", lockinfo.Error(b.path, lockPath, waited))
 	}
 	b.lock = lk
-	b.stale = lockinfo.Stale(lockPath)
-	// The lock is held on flock's own descriptor; the info is written
-	// through a second one, in place: the locked file is never replaced.
-	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
-	if err == nil {
-		b.info = f
-		err = lockinfo.Write(f, lockinfo.Self())
-	}
-	if err != nil {
+	b.stale = lk.Stale()
+	if err := lk.Write(lockinfo.Self()); err != nil {
 		b.release()
 		return fmt.Errorf("filebackend: write lock info: %w", err)
 	}
+	atomicfile.RemoveStale(false, b.path, b.path+".backup")
 	return nil
 }
 
 // release clears the lock info and releases the lock.
 func (b *Backend) release() error {
-	var errs []error
-	if b.info != nil {
-		errs = append(errs, b.info.Truncate(0), b.info.Close())
-		b.info = nil
+	if b.lock == nil {
+		return nil
 	}
-	if b.lock != nil {
-		errs = append(errs, b.lock.Unlock())
-		b.lock = nil
-	}
-	if err := errors.Join(errs...); err != nil {
+	err := b.lock.Release()
+	b.lock = nil
+	if err != nil {
 		return fmt.Errorf("filebackend: %s: release lock: %w", b.path, err)
 	}
 	return nil
 }
 
+// openState opens the state file for reading. It refuses anything but a
+// regular file before reading (a FIFO would block the reader forever, a
+// device never end), without blocking on it.
+func (b *Backend) openState() (*os.File, error) {
+	f, err := os.OpenFile(b.path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file (%v): a state file must be one: %w", b.path, fi.Mode().Type(), state.ErrCorrupt)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // load reads the state file; a missing one is an empty store.
 func (b *Backend) load() (*state.Contents, error) {
 	now := state.Timestamp(time.Now())
-	f, err := os.Open(b.path)
+	f, err := b.openState()
 	if errors.Is(err, fs.ErrNotExist) {
 		return &state.Contents{
 			Metadata:  state.NewMetadata(now),
@@ -261,7 +257,7 @@ func (b *Backend) Path() string { return b.path }
 
 // StaleLock returns the lock info that a previous holder of the store
 // left when it ended without closing it (killed, crashed), as found by
-// Open, or nil. Its last commits are in the file all the same: each was
+// Open (read-only opens too), or nil. Its last commits are in the file all the same: each was
 // durable before it was acknowledged.
 func (b *Backend) StaleLock() *state.LockInfo { return b.stale }
 
@@ -413,13 +409,12 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 		switch {
 		case err == nil:
 			b.cur.Store(next)
-			if !b.cleaned {
-				b.cleaned = true
-				b.removeLeftovers()
-			}
 		case errors.Is(err, atomicfile.ErrNotDurable):
 			err = fmt.Errorf("filebackend: %s: %w: %w; the batches of this rewrite may or may not survive a crash, and reads and writes are refused until the store is reopened",
 				b.path, state.ErrOutcomeUnknown, err)
+			b.broken.Store(&err)
+		case errors.Is(err, lockinfo.ErrLockLost):
+			err = fmt.Errorf("filebackend: %s: %w; another process may be writing the store, so this one writes nothing more: %w", b.path, err, state.ErrLocked)
 			b.broken.Store(&err)
 		default:
 			err = fmt.Errorf("filebackend: %s: %w", b.path, err)
@@ -441,27 +436,13 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 // where permitted, its owner.
 func (b *Backend) rewrite(c *state.Contents, h hooks) error {
 	b.rewrites.Add(1)
-	return atomicfile.Write(b.path, &atomicfile.Options{KeepOwner: true, Step: h.step}, func(w io.Writer) error {
+	opts := &atomicfile.Options{KeepOwner: true, Step: h.step, BeforeRename: b.lock.Check}
+	return atomicfile.Write(b.path, opts, func(w io.Writer) error {
 		if h.writer != nil {
 			w = h.writer(w)
 		}
 		return statefile.EncodeContents(w, c, &statefile.EncodeOptions{Cache: &b.cache}) // errors name the temp file
 	})
-}
-
-// removeLeftovers removes the temp files of rewrites that a killed
-// process left behind. Only the lock holder writes, so every temp file of
-// this store is a leftover once a rewrite of this Backend succeeded.
-func (b *Backend) removeLeftovers() {
-	entries, err := os.ReadDir(b.dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if atomicfile.IsTemp(b.path, e.Name()) && e.Type().IsRegular() {
-			os.Remove(filepath.Join(b.dir, e.Name()))
-		}
-	}
 }
 
 // Check implements state.Checker: it reads the state file again and
@@ -482,7 +463,7 @@ func (b *Backend) Check() error {
 	defer b.wmu.Unlock()
 	mem := b.cur.Load()
 	ce := &state.CheckError{Path: b.path}
-	f, err := os.Open(b.path)
+	f, err := b.openState()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if len(mem.Hosts)+len(mem.Resources)+len(mem.Operations) > 0 || mem.Metadata.Serial > 0 {

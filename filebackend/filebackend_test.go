@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -285,6 +286,16 @@ func mustRead(t testing.TB, p string) []byte {
 	return b
 }
 
+// deadTemp returns the name of a temp file for base made by a process
+// that is gone.
+func deadTemp(base string) string {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("%s.tmp-%d-99", base, cmd.Process.Pid)
+}
+
 func TestLeftoverTempFiles_IgnoredThenRemoved(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "state.json")
@@ -298,6 +309,8 @@ func TestLeftoverTempFiles_IgnoredThenRemoved(t *testing.T) {
 	leftovers := map[string]string{
 		"state.json.tmp-123456789": `{"hosts": {"ghost": {"name": "ghost"}}}`,
 		"state.json.tmp-42":        `{"hosts": {"tru`,
+		deadTemp("state.json"):     `{}`, // a pid-tagged name, of a dead process
+		"state.json.backup.tmp-7":  `{}`, // a backup being written
 	}
 	others := map[string]string{
 		"state.json.tmp-backup": "mine",
@@ -311,19 +324,25 @@ func TestLeftoverTempFiles_IgnoredThenRemoved(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(s), 0o600))
 	}
 	for name := range leftovers {
-		assert.True(t, atomicfile.IsTemp("state.json", name), name)
+		assert.True(t, atomicfile.IsTemp("state.json", name) || atomicfile.IsTemp("state.json.backup", name), name)
 	}
 	for name := range others {
 		assert.False(t, atomicfile.IsTemp("state.json", name), name)
 	}
 
+	ro := open(t, p, &filebackend.Options{ReadOnly: true})
+	assert.NotContains(t, snapshot(t, ro).Hosts, "ghost", "temp files are never read as state")
+	require.NoError(t, ro.Close())
+	assert.Len(t, files(t, dir), len(leftovers)+len(others)+2, "a reader (no lock) removes nothing")
+
 	b = open(t, p, nil)
 	c := snapshot(t, b)
 	assert.NotContains(t, c.Hosts, "ghost", "temp files are never read as state")
 	assert.Equal(t, good, mustRead(t, p))
-	addHost(t, b, "web02", nil)
 	want := []string{"other.json.tmp-1", "state.json", "state.json.bak", "state.json.lock", "state.json.tmp-backup"}
-	assert.Equal(t, want, files(t, dir), "the next commit removed the leftovers, nothing else")
+	assert.Equal(t, want, files(t, dir), "the next lock holder removed the leftovers at Open, nothing else")
+	addHost(t, b, "web02", nil)
+	assert.Equal(t, want, files(t, dir))
 }
 
 // TestGroupCommit: commits that arrive while a rewrite runs go out

@@ -32,9 +32,9 @@ func TestMain(m *testing.M) {
 }
 
 // helper runs a helper command: "hold PATH" opens the store, says
-// "holding" and waits to be killed; "try PATH TIMEOUT" opens it with that
-// timeout and prints the outcome ("opened" or the error) and exits 0,
-// 3 (ErrLocked) or 4 (other error).
+// "holding" and waits to be killed; "try PATH TIMEOUT [HOST]" opens it with
+// that timeout, prints the outcome ("opened" or the error), adds HOST when
+// given ("added HOST"), and exits 0, 3 (ErrLocked) or 4 (other error).
 func helper(cmd string) int {
 	f := strings.Fields(cmd)
 	switch {
@@ -53,7 +53,7 @@ func helper(cmd string) int {
 		fmt.Println("holding")
 		time.Sleep(time.Minute) // killed long before
 		return 5
-	case len(f) == 3 && f[0] == "try":
+	case (len(f) == 3 || len(f) == 4) && f[0] == "try":
 		timeout, err := time.ParseDuration(f[2])
 		if err != nil {
 			fmt.Println(err)
@@ -68,7 +68,19 @@ func helper(cmd string) int {
 			return 4
 		}
 		fmt.Println("opened")
-		b.Close()
+		if len(f) == 4 {
+			now := time.Now()
+			if _, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: f[3],
+				Host: &state.HostState{Name: f[3], CreatedAt: now, UpdatedAt: now}}}}); err != nil {
+				fmt.Println(err)
+				return 4
+			}
+			fmt.Println("added", f[3])
+		}
+		if err := b.Close(); err != nil {
+			fmt.Println(err)
+			return 4
+		}
 		return 0
 	}
 	fmt.Println("bad helper command", cmd)

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
-	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -152,32 +150,23 @@ JSON stores are rewritten whole on every change and need no compaction.`,
 				return err
 			}
 			bar := a.progress(-1, "compact "+path+" (copying its live records)", "records")
-			tmp := path + ".compact"
-			err = b.Compact(tmp)
-			bar.Finish()
-			if err != nil {
-				return fmt.Errorf("%s: compact: %w", path, err)
-			}
-			defer os.Remove(tmp)
+			// The library replaces the store's real file (symbolic links
+			// resolved, its owner and mode kept); the original, locked by
+			// us and unchanged, becomes the backup (a hard link: exact and
+			// free). Writers waiting for the lock find the new file.
 			if !noBackup && a.keepBackups > 0 {
-				// The original file, locked by us and unchanged, becomes the
-				// backup: a hard link costs nothing and is exact.
-				dst, err := a.newBackup(path, func(dst string) error {
-					if os.Link(path, dst) == nil {
-						return nil
-					}
-					return atomicfile.Copy(dst, path)
-				})
+				dst, err := a.newBackup(path, b.CompactInPlace)
+				bar.Finish()
 				if err != nil {
-					return fmt.Errorf("%s: backup to %s: %w (use --no-backup to go on without one)", path, dst, err)
+					return fmt.Errorf("%w (use --no-backup to go on without a backup of %s)", err, dst)
 				}
 				fmt.Fprintf(a.stderr, "backup of the previous state: %s\n", dst)
-			}
-			if err := os.Rename(tmp, path); err != nil {
-				return fmt.Errorf("%s: compact: %w", path, err)
-			}
-			if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
-				return err
+			} else {
+				err := b.CompactInPlace("")
+				bar.Finish()
+				if err != nil {
+					return err
+				}
 			}
 			after, err := os.Stat(path)
 			if err != nil {

@@ -12,28 +12,104 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
 
-// TempPattern is the os.CreateTemp pattern of temp files: base +
-// ".tmp-*", the star being digits. Temp files left by a killed process
-// match it (see IsTemp).
-func TempPattern(path string) string { return filepath.Base(path) + ".tmp-*" }
+// Temp files are named after their target and the process that made
+// them: target + ".tmp-" + pid + "-" + random digits, in the target's
+// directory ("state.db.tmp-4242-813377"). A lock holder can so tell the
+// leftovers of a dead process from the temp files of a live one (see
+// RemoveStale). Older versions wrote target + ".tmp-" + digits; IsTemp
+// knows both.
+
+// CreateTemp creates a new temp file for target (see the naming above),
+// mode 0600.
+func CreateTemp(target string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(target), fmt.Sprintf("%s.tmp-%d-*", filepath.Base(target), os.Getpid()))
+}
 
 // IsTemp reports whether name, a file name in path's directory, is a temp
-// file of a Write to path.
+// file for path (of this version or an older one).
 func IsTemp(path, name string) bool {
+	_, ok := tempPID(path, name)
+	return ok
+}
+
+// tempPID parses name as a temp file for path: the pid that made it, 0
+// for the older form that does not say.
+func tempPID(path, name string) (pid int, ok bool) {
 	rest, ok := strings.CutPrefix(name, filepath.Base(path)+".tmp-")
-	if !ok || rest == "" {
+	if !ok {
+		return 0, false
+	}
+	p, r, tagged := strings.Cut(rest, "-")
+	if !digits(p) || tagged && !digits(r) {
+		return 0, false
+	}
+	if !tagged {
+		return 0, true
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+func digits(s string) bool {
+	if s == "" {
 		return false
 	}
-	for _, r := range rest {
+	for _, r := range s {
 		if r < '0' || r > '9' {
 			return false
 		}
 	}
 	return true
+}
+
+// RemoveStale removes the temp files for the targets (paths in one
+// directory) that were left by processes that are gone: those whose pid
+// names no live process, and, when unlocked is false, those of the older
+// form that names none. A caller removes them while it holds the lock
+// under which such files are made (so none is in progress), passing
+// unlocked only for targets whose temp files are also made without the
+// lock (by then only a dead process's can be removed). Regular files only;
+// it returns the names it removed and ignores errors: a leftover never
+// stops anything.
+func RemoveStale(unlocked bool, targets ...string) (removed []string) {
+	if len(targets) == 0 {
+		return nil
+	}
+	dir := filepath.Dir(targets[0])
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		for _, t := range targets {
+			pid, ok := tempPID(t, e.Name())
+			if !ok || pid == os.Getpid() || pid == 0 && unlocked || pid > 0 && alive(pid) {
+				continue
+			}
+			if os.Remove(filepath.Join(dir, e.Name())) == nil {
+				removed = append(removed, e.Name())
+			}
+			break
+		}
+	}
+	return removed
+}
+
+// alive reports whether a process with pid may exist.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Options tune Write. A nil *Options means the zero value.
@@ -46,6 +122,11 @@ type Options struct {
 	// replaces, where the process may (only root can give a file away;
 	// others keep their own, silently).
 	KeepOwner bool
+	// BeforeRename, when not nil, is called after the new file is
+	// complete and synced, just before it takes path's place; an error it
+	// returns fails the write, leaving path as it was. A writer checks
+	// there that it still holds its lock.
+	BeforeRename func() error
 	// Step, when not nil, is called before each step of the write with
 	// its name: "create", "sync", "close", "rename", "syncdir". An error
 	// it returns fails the write at that step, except ErrSkip, which
@@ -90,7 +171,7 @@ func Write(path string, opts *Options, write func(w io.Writer) error) (err error
 		return err
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, TempPattern(path))
+	f, err := CreateTemp(path)
 	if err != nil {
 		return err
 	}
@@ -126,6 +207,11 @@ func Write(path string, opts *Options, write func(w io.Writer) error) (err error
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if o.BeforeRename != nil {
+		if err := o.BeforeRename(); err != nil {
+			return err
+		}
 	}
 	err = step("rename")
 	if err == nil {

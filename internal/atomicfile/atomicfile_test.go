@@ -2,8 +2,10 @@ package atomicfile_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -130,12 +132,14 @@ func TestCopyAndIsTemp(t *testing.T) {
 	assert.Equal(t, "data", string(b))
 	fi, _ := os.Stat(src + ".backup")
 	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), "a new copy gets the source's mode")
-	f, err := os.CreateTemp(dir, atomicfile.TempPattern(src))
+	f, err := atomicfile.CreateTemp(src)
 	require.NoError(t, err)
 	f.Close()
 	assert.Equal(t, []string{filepath.Base(f.Name())}, temps(t, src), "glob metacharacters in the name are nothing special")
+	assert.Contains(t, f.Name(), fmt.Sprintf("a[1].db.tmp-%d-", os.Getpid()), "the name says whose it is")
 	for name, want := range map[string]bool{
 		"a[1].db.tmp-123": true, "a[1].db.tmp-": false, "a[1].db.tmp-12x": false,
+		"a[1].db.tmp-12-345": true, "a[1].db.tmp-12-": false, "a[1].db.tmp-0-1": false, "a[1].db.tmp-1-2-3": false,
 		"b.db.tmp-1": false, "a[1].db": false,
 	} {
 		assert.Equal(t, want, atomicfile.IsTemp(src, name), name)
@@ -171,4 +175,44 @@ func TestWrite_NotDurableAfterRename(t *testing.T) {
 		require.ErrorIs(t, err, syscall.EIO)
 		assert.NotErrorIs(t, err, atomicfile.ErrNotDurable, "a failure at %s changed nothing", step)
 	}
+}
+
+// TestRemoveStale: a lock holder removes the temp files of dead
+// processes, never a live process's (its own included) nor anything that
+// is not a temp file of the targets.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "s.db")
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	deadPID := dead.Process.Pid
+	live := exec.Command("sleep", "60")
+	require.NoError(t, live.Start())
+	defer func() { live.Process.Kill(); live.Wait() }()
+	files := map[string]bool{ // name: stale
+		fmt.Sprintf("s.db.tmp-%d-1", deadPID):        true,
+		fmt.Sprintf("s.db.backup.tmp-%d-2", deadPID): true,
+		"s.db.tmp-77": true, // older form, made under the lock
+		fmt.Sprintf("s.db.tmp-%d-3", live.Process.Pid): false,
+		fmt.Sprintf("s.db.tmp-%d-4", os.Getpid()):      false,
+		fmt.Sprintf("other.db.tmp-%d-5", deadPID):      false,
+		"s.db":        false,
+		"s.db.backup": false,
+	}
+	for name := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), nil, 0o600))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(dir, fmt.Sprintf("s.db.tmp-%d-9", deadPID)), 0o700))
+
+	removed := atomicfile.RemoveStale(true, store, store+".backup")
+	assert.Equal(t, []string{fmt.Sprintf("s.db.backup.tmp-%d-2", deadPID), fmt.Sprintf("s.db.tmp-%d-1", deadPID)}, removed,
+		"unlocked: only what a dead process named")
+	removed = atomicfile.RemoveStale(false, store, store+".backup")
+	assert.Equal(t, []string{"s.db.tmp-77"}, removed, "locked: the older form too")
+	for name, stale := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		assert.Equal(t, stale, errors.Is(err, os.ErrNotExist), name)
+	}
+	_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("s.db.tmp-%d-9", deadPID)))
+	assert.NoError(t, err, "directories are left alone")
 }

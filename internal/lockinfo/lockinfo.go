@@ -3,7 +3,9 @@ package lockinfo
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,10 +82,78 @@ func Write(f *os.File, info state.LockInfo) error {
 	return f.Sync()
 }
 
+// openFlags are added to every open of a lock or lock-info file: never
+// through a symbolic link (it would make us write into its target), never
+// blocking on a FIFO, never inherited by a child process.
+const openFlags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+
+// ErrNotRegular is matched by the error of a lock or lock-info path that
+// holds something else than a regular file of one link: a symbolic link,
+// a FIFO, a device, a directory, or a hard link to another file. Such a
+// file is refused, never followed, read through or written into.
+var ErrNotRegular = errors.New("not a regular file")
+
+// openFile opens the lock or lock-info file at path with flag|openFlags
+// and checks what it opened: a regular file with one link.
+func openFile(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|openFlags, 0o600)
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EISDIR) {
+		what := "a symbolic link"
+		if errors.Is(err, syscall.EISDIR) {
+			what = "a directory"
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s): remove it", ErrNotRegular, what)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = checkRegular(path, fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkRegular refuses fi, the file at path, unless it is a regular file
+// with one link.
+func checkRegular(path string, fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s): remove it", ErrNotRegular, describe(fi.Mode()))}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (it has %d hard links, so writing it would change another file): remove it", ErrNotRegular, st.Nlink)}
+	}
+	return nil
+}
+
+// describe names a kind of file for an error message.
+func describe(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "not a regular file"
+}
+
 // Create opens (creating, mode 0600) the lock-info file at path and writes
-// info into it.
+// info into it. A path that holds anything but a regular file of one link
+// gives an error matching ErrNotRegular, and nothing is written.
 func Create(path string, info state.LockInfo) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, err
 	}
@@ -94,16 +164,41 @@ func Create(path string, info state.LockInfo) (*os.File, error) {
 	return f, nil
 }
 
+// Remove removes the lock-info file f, created by Create at its name,
+// unless that name now names another file (a successor's): a record is
+// only ever removed by the process that holds it.
+func Remove(f *os.File) error {
+	mine, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	cur, err := os.Lstat(f.Name())
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !os.SameFile(mine, cur) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Remove(f.Name())
+}
+
 // Read returns the record at path; an error matching fs.ErrNotExist when
-// there is none, and nil with no error when the file is empty or not a
-// record (a holder that died between creating and writing it).
+// there is none, one matching ErrNotRegular when path holds something
+// else than a regular file (never followed or waited on), and nil with no
+// error when the file is empty or not a record (a holder that died
+// between creating and writing it).
 func Read(path string) (*state.LockInfo, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxSize))
+	return readFrom(f)
+}
+
+// readFrom reads the record in f (see Read).
+func readFrom(f *os.File) (*state.LockInfo, error) {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, MaxSize))
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -70,4 +73,76 @@ func TestRead_GarbageIsNoRecord(t *testing.T) {
 	assert.Nil(t, info)
 	_, err = lockinfo.Read(p + ".missing")
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestNotRegular: Create, Read and Acquire never follow a symbolic link,
+// block on a FIFO or write into a hard link; they refuse, naming the
+// file.
+func TestNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("precious"), 0o600))
+	paths := map[string]func(p string) error{
+		"symlink":   func(p string) error { return os.Symlink(victim, p) },
+		"fifo":      func(p string) error { return syscall.Mkfifo(p, 0o600) },
+		"hard link": func(p string) error { return os.Link(victim, p) },
+		"directory": func(p string) error { return os.Mkdir(p, 0o700) },
+	}
+	for name, mk := range paths {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".lock")
+		require.NoError(t, mk(p))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, err := lockinfo.Create(p, lockinfo.Self())
+			assert.ErrorIs(t, err, lockinfo.ErrNotRegular, "Create: %s", name)
+			assert.ErrorContains(t, err, p)
+			_, err = lockinfo.Read(p)
+			assert.ErrorIs(t, err, lockinfo.ErrNotRegular, "Read: %s", name)
+			assert.Nil(t, lockinfo.Stale(p))
+			_, _, err = lockinfo.Acquire(p, 0)
+			assert.ErrorIs(t, err, lockinfo.ErrNotRegular, "Acquire: %s", name)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: hangs", name)
+		}
+	}
+	b, _ := os.ReadFile(victim)
+	assert.Equal(t, "precious", string(b))
+}
+
+// TestAcquire_LockThenStat: a lock file replaced while Acquire waits for
+// it is not the lock: Acquire starts over on the new file.
+func TestAcquire_LockThenStat(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.json.lock")
+	first, ok, err := lockinfo.Acquire(p, 0)
+	require.NoError(t, err)
+	require.True(t, ok)
+	got := make(chan *lockinfo.Lock, 1)
+	go func() {
+		l, ok, err := lockinfo.Acquire(p, 10*time.Second)
+		assert.NoError(t, err)
+		assert.True(t, ok)
+		got <- l
+	}()
+	time.Sleep(200 * time.Millisecond) // waiting on the first file
+	require.NoError(t, os.Remove(p))
+	second, ok, err := lockinfo.Acquire(p, 0) // a new file at p
+	require.NoError(t, err)
+	require.True(t, ok, "the new file is free")
+	require.Error(t, first.Check(), "the first lock is lost")
+	assert.ErrorIs(t, first.Check(), lockinfo.ErrLockLost)
+	require.NoError(t, first.Release())
+	select {
+	case l := <-got:
+		t.Fatalf("Acquire took the lock of a deleted file while %v held the new one", l)
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, second.Check())
+	require.NoError(t, second.Release())
+	l := <-got
+	require.NoError(t, l.Check(), "the waiter holds the file at p")
+	require.NoError(t, l.Release())
 }
