@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +20,9 @@ import (
 // TestCluster_LosingMembers runs a writer against a three-member cluster
 // (fsync on) while members stop: with one member gone (the leader) writes
 // go on; with two gone they fail, with a clear error, within their
-// timeouts; once the members are back, everything acknowledged is there,
-// and a write that failed as "nothing written" is not.
+// timeouts (and many concurrent writers too: boundDuringQuorumLoss); once
+// the members are back, everything acknowledged is there, and a write
+// that failed as "nothing written" is not.
 func TestCluster_LosingMembers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and stops a three-member cluster")
@@ -32,6 +35,12 @@ func TestCluster_LosingMembers(t *testing.T) {
 	st, err := state.Open(b)
 	require.NoError(t, err)
 	defer st.Close()
+	// Another store on the same cluster, for the time bound (a backend
+	// cannot be opened without a quorum).
+	const boundTimeout = time.Second
+	bb, err := etcdbackend.Open(context.Background(), etcdbackend.Config{Endpoints: c.Endpoints(), Prefix: "/bound", RequestTimeout: boundTimeout})
+	require.NoError(t, err)
+	defer bb.Close()
 
 	var acked, refused []string
 	write := func(name string) error {
@@ -68,6 +77,7 @@ func TestCluster_LosingMembers(t *testing.T) {
 	assert.Contains(t, err.Error(), "etcdbackend: /cluster: ")
 	unknown := errors.Is(err, etcdbackend.ErrOutcomeUnknown)
 	assert.True(t, unknown || len(refused) > 0, "the error says whether anything was written: %v", err)
+	boundDuringQuorumLoss(t, bb, boundTimeout)
 
 	r1, r2 := c.RestartAsync(leader), c.RestartAsync(second)
 	require.NoError(t, <-r1)
@@ -108,4 +118,49 @@ func errNothingWritten(err error) error {
 		return err
 	}
 	return errors.New("no match")
+}
+
+// boundDuringQuorumLoss: with the cluster of b without a quorum,
+// sixteen writers (some with large batches, so that groups fill up and
+// requests queue) each get an answer within the documented bound, twice
+// RequestTimeout from the call, however long they queued; and every
+// error says whether anything was written.
+func boundDuringQuorumLoss(t *testing.T, b *etcdbackend.Backend, timeout time.Duration) {
+	var (
+		mu      sync.Mutex
+		slowest time.Duration
+		kinds   = map[string]int{}
+	)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 6 {
+				h := &state.HostState{Name: fmt.Sprintf("w%02d-%d", w, i)}
+				if w%4 == 0 {
+					h.Vars = map[string]any{"blob": strings.Repeat("x", 400<<10)}
+				}
+				batch := &state.Batch{Time: time.Now(), Changes: []state.Change{{Kind: state.KindHost, Key: h.Name, Host: h}}}
+				start := time.Now()
+				_, err := b.Commit(batch)
+				took := time.Since(start)
+				kind := "nothing written"
+				switch {
+				case err == nil:
+					kind = "stored"
+				case errors.Is(err, etcdbackend.ErrOutcomeUnknown):
+					kind = "unknown"
+				default:
+					assert.Contains(t, err.Error(), "nothing of this batch was written")
+				}
+				mu.Lock()
+				slowest = max(slowest, took)
+				kinds[kind]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("16 writers without quorum: slowest answer %s (bound %s); outcomes %v", slowest.Round(time.Millisecond), 2*timeout, kinds)
+	assert.LessOrEqual(t, slowest, 2*timeout+300*time.Millisecond, "within twice RequestTimeout, with a little slack for scheduling")
+	assert.Zero(t, kinds["stored"], "no quorum, nothing stored")
 }

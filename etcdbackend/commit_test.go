@@ -96,18 +96,18 @@ func TestCommit_TooManyChangesForOneTransaction(t *testing.T) {
 			return nil
 		})
 	}
-	require.NoError(t, add(etcdbackend.DefaultMaxTxnOps-1), "127 changes and the metadata: 128 operations")
-	err = add(etcdbackend.DefaultMaxTxnOps)
+	require.NoError(t, add(etcdbackend.DefaultMaxTxnOps-2), "126 changes, the metadata and the marker: 128 operations")
+	err = add(etcdbackend.DefaultMaxTxnOps - 1)
 	require.ErrorIs(t, err, state.ErrInvalid)
 	assert.Contains(t, err.Error(), "--max-txn-ops")
 	t.Logf("error: %v", err)
 
-	// Replace counts the deletes of what it replaces.
+	// Replace has no such limit: it writes in as many transactions as it
+	// needs.
 	err = st.Replace(&state.Contents{Metadata: st.Metadata(), Hosts: map[string]*state.HostState{"new": {Name: "new"}}}, false)
-	require.ErrorIs(t, err, state.ErrInvalid)
-	assert.Contains(t, err.Error(), "127 records to delete")
+	require.NoError(t, err)
 	require.NoError(t, st.Close())
-	assert.Len(t, hostNames(t, cfg), 127)
+	assert.Equal(t, []string{"new"}, hostNames(t, cfg))
 }
 
 // TestCommit_GroupCommit: concurrent batches share transactions, each
@@ -182,4 +182,38 @@ func TestCommit_ReadOnlyAndClosed(t *testing.T) {
 	_, err = b.Commit(&state.Batch{Time: time.Now()})
 	assert.ErrorIs(t, err, state.ErrClosed)
 	assert.NoError(t, b.Close())
+}
+
+// TestCommit_RefusedBatchFailsAlone: a batch that etcd refuses (a record
+// above the server's --max-request-bytes, Config.MaxRequestBytes being
+// set higher) fails alone, whatever it was grouped with; the group is
+// retried batch by batch and the others commit once.
+func TestCommit_RefusedBatchFailsAlone(t *testing.T) {
+	cfg := config(newPrefix(t))
+	cfg.MaxRequestBytes = 8 << 20 // the server allows 1.5 MiB
+	b := openTB(t, cfg)
+	now := state.Timestamp(time.Now())
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			h := &state.HostState{Name: fmt.Sprintf("h%02d", i), CreatedAt: now, UpdatedAt: now}
+			if i%5 == 0 {
+				h.Vars = map[string]any{"blob": strings.Repeat("x", 2<<20)}
+			}
+			_, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: h.Name, Host: h}}})
+			if i%5 == 0 {
+				assert.ErrorContains(t, err, "nothing of this batch was written")
+				assert.ErrorContains(t, err, "--max-request-bytes")
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, b.View(func(s state.Snapshot) error {
+		h, _ := s.Len()
+		assert.Equal(t, 16, h)
+		assert.Equal(t, uint64(16), s.Metadata().Serial, "each stored batch once")
+		return nil
+	}))
 }

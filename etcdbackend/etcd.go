@@ -3,24 +3,24 @@ package etcdbackend
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc"
 
 	"github.com/go-ftl2/ftlstate/internal/inflight"
-	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/internal/record"
 	"github.com/go-ftl2/ftlstate/state"
 )
@@ -29,70 +29,88 @@ import (
 const (
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultRequestTimeout = 5 * time.Second
-	DefaultSessionTTL     = 60 * time.Second
+	// DefaultSessionTTL is the lock's lease TTL: a controller that dies
+	// holding the store blocks the next one for at most this long, and
+	// one that cannot reach the cluster (or is paused) for longer loses
+	// the lock. See "Locking and fencing" in the package documentation.
+	DefaultSessionTTL = 15 * time.Second
 	// DefaultMaxTxnOps is etcd's default --max-txn-ops.
 	DefaultMaxTxnOps = 128
 	// DefaultMaxRequestBytes is etcd's default --max-request-bytes.
 	DefaultMaxRequestBytes = 3 << 19 // 1.5 MiB
 )
 
-// LayoutVersion is the version of the key layout this package reads and
-// writes, stored under PREFIX/layout. A store with a higher version is
-// refused (an error matching errors.ErrUnsupported), not misread. Version
-// 2 added the pending operations (PREFIX/operations/ID): a store created
-// at version 1 is read as one without pending operations and becomes
-// version 2 in the transaction of its first operation, so that a program
-// that knows only version 1 refuses it instead of ignoring them.
-const LayoutVersion = 2
+// LayoutVersion is the newest version of the key layout this package reads
+// and writes, stored under PREFIX/layout. Version 1 keeps the records
+// under PREFIX/hosts/ and PREFIX/resources/; version 2 adds the pending
+// operations, PREFIX/operations/ID (a version 1 store becomes version 2
+// in the transaction of its first operation, so that a program that
+// knows only version 1 refuses it instead of ignoring them); version 3
+// keeps the records under a generation, PREFIX/gen/ID/hosts/,
+// PREFIX/gen/ID/resources/ and PREFIX/gen/ID/operations/, ID being the
+// value of PREFIX/generation. All three are read and written; new stores
+// are created at version 3, and a Replace (import) turns an older store
+// into version 3. A store with a higher version is refused (an error
+// matching errors.ErrUnsupported), not misread.
+const LayoutVersion = 3
 
-// layoutOperations is the first layout version with operations.
-const layoutOperations = 2
+// layoutOperations is the first layout version with operations, and
+// layoutGenerations the first with generations.
+const (
+	layoutOperations  = 2
+	layoutGenerations = 3
+)
 
 // ErrOutcomeUnknown means a commit was sent but neither its success nor its
-// failure could be confirmed before the request timed out (the cluster lost
-// its quorum, or this controller lost its connection): the batch may or may
-// not be stored. The next Commit settles it; when it turns out stored, the
-// Backend refuses further writes and must be reopened. It is
-// state.ErrOutcomeUnknown, the sentinel every backend uses.
+// failure could be confirmed within its time bound (the cluster lost its
+// quorum, or this controller lost its connection): the batch may or may
+// not be stored. It is state.ErrOutcomeUnknown, the sentinel every backend
+// uses. The Backend then settles the outcome before it sends anything
+// else: when the batch turns out not stored, writing goes on; when it
+// turns out stored, every later Commit fails with an error matching
+// ErrOutcomeUnknown, since the caller's copy of the state misses the
+// batch: reopen the store.
 var ErrOutcomeUnknown = state.ErrOutcomeUnknown
 
 // Config configures Open. Endpoints and Prefix are required; every other
 // zero field takes the default named beside it.
 type Config struct {
 	// Endpoints are the client addresses of the etcd cluster's members
-	// ("host:port" or "https://host:port").
+	// ("host:port", "http://host:port" or "https://host:port").
 	Endpoints []string
 
 	// Prefix is the key prefix of the store ("/ftl/prod"): one store per
-	// prefix. A trailing slash is dropped. Keys are PREFIX/hosts/NAME,
-	// PREFIX/resources/KEY, PREFIX/operations/ID, PREFIX/metadata,
-	// PREFIX/layout and PREFIX/lock.
+	// prefix. A trailing slash is dropped. The keys are listed in the
+	// package documentation (Layout).
 	Prefix string
 
-	// DialTimeout is the etcd client's (default DefaultDialTimeout): it
-	// bounds authenticating with Username and Password. Connecting is
-	// bounded by RequestTimeout, like every request.
+	// DialTimeout bounds authenticating with Username and Password
+	// (default DefaultDialTimeout, and never more than Open's own bound).
 	DialTimeout time.Duration
 
 	// RequestTimeout bounds each request to etcd (default
-	// DefaultRequestTimeout). The committer spends at most twice
-	// RequestTimeout on one transaction: its attempts (each waiting at most
-	// half a RequestTimeout), then settling whether an unanswered attempt
-	// was stored; when that stays unknown, the Commit fails with
-	// ErrOutcomeUnknown. A Commit also waits for the transactions queued
-	// before its own, so it may take longer (see the package
-	// documentation).
+	// DefaultRequestTimeout). A Commit returns within twice
+	// RequestTimeout of its call, queueing included: its attempts (each
+	// waiting at most half a RequestTimeout), settling whether an
+	// unanswered attempt was stored, and sending it again while time
+	// remains. When the outcome stays unknown it fails with
+	// ErrOutcomeUnknown.
 	RequestTimeout time.Duration
 
-	// LockTimeout is how long Open waits for another controller to
-	// release the store. Zero means no wait: Open fails at once with a
-	// *state.LockError (matching state.ErrLocked) naming the holder.
+	// LockTimeout is how long Open waits for the store: for another
+	// controller to release its lock, and for the cluster to answer (an
+	// election, members coming back). Zero means no wait for a lock:
+	// Open fails at once with a *state.LockError (matching
+	// state.ErrLocked) naming the holder, and within RequestTimeout when
+	// the cluster does not answer.
 	LockTimeout time.Duration
 
 	// SessionTTL is the time to live of the lease that holds the lock
-	// (default DefaultSessionTTL; etcd counts it in whole seconds). A
-	// holder that dies, or cannot reach the cluster, loses the lock this
-	// long after its last keep-alive; until then the store stays locked.
+	// (default DefaultSessionTTL; etcd counts it in whole seconds and
+	// raises it to its minimum, about 1.5 × its election timeout). The
+	// lease is renewed every third of it. A holder that dies, or cannot
+	// reach the cluster, loses the lock this long after its last renewal;
+	// until then the store stays locked.
 	SessionTTL time.Duration
 
 	// ReadOnly opens the store for reading only: no lock is taken, so it
@@ -101,7 +119,8 @@ type Config struct {
 	// created (Open fails with an error matching fs.ErrNotExist).
 	ReadOnly bool
 
-	// TLS, when not nil, is the client's TLS configuration.
+	// TLS, when not nil, is the client's TLS configuration (server CA,
+	// client certificate); endpoints then speak TLS.
 	TLS *tls.Config
 	// Username and Password authenticate to etcd when Username is set.
 	Username, Password string
@@ -109,13 +128,17 @@ type Config struct {
 	// MaxTxnOps and MaxRequestBytes are the cluster's limits on one
 	// transaction (etcd's --max-txn-ops and --max-request-bytes; defaults
 	// DefaultMaxTxnOps and DefaultMaxRequestBytes). A batch that cannot
-	// fit is refused before anything is sent. Raise them only with the
-	// server's own limits.
+	// fit is refused before anything is sent; a Replace is written in as
+	// many transactions as it needs. Raise them only with the server's
+	// own limits.
 	MaxTxnOps       int
 	MaxRequestBytes int
 
 	// Logger receives the etcd client's log; nil means none.
 	Logger *zap.Logger
+
+	// dialOptions are added to the gRPC client's (tests count requests).
+	dialOptions []grpc.DialOption
 }
 
 // Backend is a state.Backend on an etcd key prefix. Its methods may be
@@ -131,25 +154,44 @@ type Backend struct {
 	// write compares.
 	session *concurrency.Session
 	lockRev int64
+	// fresh is the metadata of a store that does not exist yet: what
+	// View shows until the first Commit creates it with these lineage and
+	// creation time.
+	fresh state.Metadata
 
-	// ops tracks the operations in flight (View, Commit); Close waits for
-	// them.
+	// ops tracks the operations in flight (View, Commit, Lock); Close
+	// waits for them.
 	ops inflight.Ops
+	// background counts the deletion of replaced or abandoned
+	// generations, which runs beside commits; Close waits for it.
+	background sync.WaitGroup
 
 	// queue feeds the committer goroutine; done is closed when it exits.
 	queue chan *request
 	done  chan struct{}
 
+	// created is set once the store exists in etcd (its metadata key).
+	created atomic.Bool
+	// viewGen is the generation whose records a View counts in its first
+	// request: the last one seen.
+	viewGen atomic.Pointer[string]
+
 	// Owned by the committer goroutine after Open: meta is the stored
-	// metadata, metaBytes its encoding, metaRev the mod revision of
-	// PREFIX/metadata as of our last write; unsettled is the metadata a
-	// commit of unknown outcome would have stored (nil when none); layout
-	// is the store's layout version.
+	// metadata, metaBytes its encoding, metaRev and txnRev the mod
+	// revisions of PREFIX/metadata and PREFIX/txn as of our last write
+	// (0 while they do not exist), layoutVer the layout version, gen the
+	// generation of the records; seq numbers our write
+	// transactions (the PREFIX/txn marker); pending is the transaction
+	// whose outcome is unknown (nil when none); imports counts Replaces.
 	meta      state.Metadata
 	metaBytes []byte
 	metaRev   int64
-	unsettled []byte
-	layout    uint64
+	txnRev    int64
+	layoutVer uint64
+	gen       string
+	seq       uint64
+	pending   *unsettled
+	imports   int
 
 	// broken, once set, is returned by every later Commit: the lock was
 	// lost, or the store changed in a way this Backend did not expect.
@@ -162,58 +204,116 @@ var _ state.Backend = (*Backend)(nil)
 
 // keys are the etcd keys of a store.
 type keys struct {
-	hosts, resources, operations string // prefixes, ending in "/"
-	meta, layout                 string
-	lock                         string
+	prefix string
+	// meta, layout, generation, lock and txn are single keys; stale is
+	// the prefix of the markers of generations to delete; gens the
+	// prefix of every generation's records.
+	meta, layout, generation, lock, txn string
+	stale, gens                         string
 }
 
 func newKeys(prefix string) keys {
 	return keys{
-		hosts:      prefix + "/hosts/",
-		resources:  prefix + "/resources/",
-		operations: prefix + "/operations/",
+		prefix:     prefix,
 		meta:       prefix + "/metadata",
 		layout:     prefix + "/layout",
+		generation: prefix + "/generation",
 		lock:       prefix + "/lock",
+		txn:        prefix + "/txn",
+		stale:      prefix + "/stale/",
+		gens:       prefix + "/gen/",
 	}
 }
 
-func (k keys) of(kind state.Kind, key string) string {
+// records are the key prefixes of one generation's records.
+type records struct {
+	hosts, resources, operations string // ending in "/"
+}
+
+// of returns the record prefixes of generation gen ("" is that of
+// layouts 1 and 2).
+func (k keys) of(gen string) records {
+	base := k.prefix + "/"
+	if gen != "" {
+		base = k.gens + gen + "/"
+	}
+	return records{hosts: base + "hosts/", resources: base + "resources/", operations: base + "operations/"}
+}
+
+// key returns the etcd key of a record.
+func (r records) key(kind state.Kind, key string) string {
 	switch kind {
 	case state.KindHost:
-		return k.hosts + key
+		return r.hosts + key
 	case state.KindOperation:
-		return k.operations + key
+		return r.operations + key
 	}
-	return k.resources + key
+	return r.resources + key
 }
 
-// records are the prefixes of the records a Replace empties.
-func (k keys) records() []string { return []string{k.hosts, k.resources, k.operations} }
+// ranges returns the key ranges ([from, end)) that hold generation gen.
+func (k keys) ranges(gen string) [][2]string {
+	if gen == "" {
+		r := k.of("")
+		var rs [][2]string
+		for _, p := range []string{r.hosts, r.resources, r.operations} {
+			rs = append(rs, [2]string{p, clientv3.GetPrefixRangeEnd(p)})
+		}
+		return rs
+	}
+	base := k.gens + gen + "/"
+	return [][2]string{{base, clientv3.GetPrefixRangeEnd(base)}}
+}
+
+// staleKey is the marker of generation gen awaiting deletion.
+func (k keys) staleKey(gen string) string {
+	if gen == "" {
+		return k.stale + "v1"
+	}
+	return k.stale + gen
+}
 
 // Open connects to the cluster, takes the store's lock (read-write opens)
-// and reads its metadata, creating the store when the prefix holds none.
-// ctx bounds the whole of Open, lock wait included.
+// and reads its metadata: one lease grant and one transaction for a
+// writer, one read for a reader; the records are read only when asked
+// for. A store that does not exist is created by the first Commit, not by
+// Open, so an open that writes nothing leaves nothing behind. ctx bounds
+// the whole of Open, lock wait included, and so does LockTimeout (or
+// RequestTimeout when it is zero).
 //
 // Errors: a store locked by another controller gives a *state.LockError
 // (matching state.ErrLocked) naming the prefix and the holder, after
-// LockTimeout; a read-only open of a prefix without a store gives an
+// LockTimeout; a cluster that cannot be reached or refuses the client
+// gives a *ConnectError saying why (no member answered, no leader, TLS,
+// authentication); a read-only open of a prefix without a store gives an
 // error matching fs.ErrNotExist; an undecodable metadata record gives an
 // error matching state.ErrCorrupt naming its key; a store of a newer
 // layout gives an error matching errors.ErrUnsupported.
 func Open(ctx context.Context, cfg Config) (*Backend, error) {
-	start := time.Now()
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
+	b := &Backend{cfg: cfg, prefix: cfg.Prefix, keys: newKeys(cfg.Prefix)}
+	budget := cfg.LockTimeout
+	if budget <= 0 {
+		budget = cfg.RequestTimeout
+	}
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(ctx, start.Add(budget))
+	defer cancel()
 	lg := cfg.Logger
 	if lg == nil {
 		lg = zap.NewNop()
 	}
+	dial := cfg.DialTimeout
+	if d, ok := ctx.Deadline(); ok {
+		left := time.Until(d)
+		dial = min(dial, max(left-min(b.reserve(), left/5), time.Millisecond))
+	}
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
-		DialTimeout: cfg.DialTimeout,
+		DialTimeout: dial,
 		TLS:         cfg.TLS,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
@@ -221,11 +321,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		// A little above the request limit, so that an oversized request
 		// reaches the server's clearer error.
 		MaxCallSendMsgSize: cfg.MaxRequestBytes + 64<<10,
+		DialOptions:        cfg.dialOptions,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("etcdbackend: %s: connect to %s: %w", cfg.Prefix, strings.Join(cfg.Endpoints, ","), err)
+		return nil, b.errorf("connect: %w", b.connectError(ctx, err))
 	}
-	b := &Backend{cfg: cfg, prefix: cfg.Prefix, keys: newKeys(cfg.Prefix), client: client}
+	b.client = client
 	if err := b.open(ctx, start); err != nil {
 		b.release()
 		return nil, err
@@ -259,7 +360,7 @@ func (cfg Config) normalize() (Config, error) {
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = DefaultMaxTxnOps
 	}
-	if cfg.MaxTxnOps < 2 {
+	if cfg.MaxTxnOps < 3 {
 		return cfg, fmt.Errorf("etcdbackend: %s: MaxTxnOps %d leaves no room for a record: %w", cfg.Prefix, cfg.MaxTxnOps, state.ErrInvalid)
 	}
 	if cfg.MaxRequestBytes <= 0 {
@@ -276,40 +377,79 @@ func (b *Backend) errorf(format string, args ...any) error {
 	return fmt.Errorf("etcdbackend: "+b.prefix+": "+format, args...)
 }
 
-// request returns a context for one request to etcd.
-func (b *Backend) request(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, b.cfg.RequestTimeout)
-}
-
-// open takes the lock (read-write) and reads or creates the metadata.
+// open takes the lock (read-write) or reads the store's keys (read-only).
 func (b *Backend) open(ctx context.Context, start time.Time) error {
-	if !b.cfg.ReadOnly {
-		if err := b.lock(ctx, start); err != nil {
+	var resps []*etcdserverpb.ResponseOp // metadata, layout, generation[, stale markers]
+	if b.cfg.ReadOnly {
+		err := b.retry(ctx, time.Time{}, "read the store's metadata", func(ctx context.Context) error {
+			resp, err := b.client.Txn(ctx).Then(b.storeOps()...).Commit()
+			if err == nil {
+				resps = resp.Responses
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if resps, err = b.lock(ctx, start); err != nil {
 			return err
 		}
 	}
-	rctx, cancel := b.request(ctx)
-	resp, err := b.client.Txn(rctx).Then(clientv3.OpGet(b.keys.meta), clientv3.OpGet(b.keys.layout)).Commit()
-	cancel()
+	exists, err := b.load(resps)
 	if err != nil {
-		return b.errorf("read metadata from etcd at %s: %w", strings.Join(b.cfg.Endpoints, ","), err)
-	}
-	metaKV := first(resp.Responses[0].GetResponseRange().Kvs)
-	if b.layout, err = b.checkLayout(first(resp.Responses[1].GetResponseRange().Kvs)); err != nil {
 		return err
 	}
-	if metaKV == nil {
+	if !exists {
 		if b.cfg.ReadOnly {
 			return b.errorf("no store under this prefix (no %s key): %w", b.keys.meta, fs.ErrNotExist)
 		}
-		return b.create(ctx)
+		b.fresh = state.NewMetadata(time.Now())
+		b.meta = b.fresh
+	}
+	if !b.cfg.ReadOnly {
+		var stale []string
+		for _, kv := range resps[len(b.storeOps())].GetResponseRange().Kvs {
+			if gen := string(kv.Value); gen == "" || validGeneration(gen) {
+				stale = append(stale, gen)
+			}
+		}
+		b.collect(stale)
+	}
+	return nil
+}
+
+// storeOps read the keys that describe the store: its metadata, layout,
+// generation and write marker.
+func (b *Backend) storeOps() []clientv3.Op {
+	return []clientv3.Op{clientv3.OpGet(b.keys.meta), clientv3.OpGet(b.keys.layout), clientv3.OpGet(b.keys.generation), clientv3.OpGet(b.keys.txn)}
+}
+
+// load takes in the responses of storeOps (and what follows them): it
+// sets the metadata, the generation and the marker's revision, or
+// reports that there is no store.
+func (b *Backend) load(resps []*etcdserverpb.ResponseOp) (exists bool, err error) {
+	metaKV := first(resps[0].GetResponseRange().Kvs)
+	version, gen, err := b.layout(first(resps[1].GetResponseRange().Kvs), first(resps[2].GetResponseRange().Kvs))
+	if err != nil {
+		return false, err
+	}
+	b.layoutVer = version
+	if kv := first(resps[3].GetResponseRange().Kvs); kv != nil {
+		b.txnRev = kv.ModRevision
+	}
+	if metaKV == nil {
+		return false, nil
 	}
 	m, err := record.DecodeMetadata(metaKV.Value)
 	if err != nil {
-		return b.errorf("key %q: %w", b.keys.meta, err)
+		return false, b.errorf("key %q: %w", b.keys.meta, err)
 	}
-	b.meta, b.metaBytes, b.metaRev = m, metaKV.Value, metaKV.ModRevision
-	return nil
+	b.meta, b.metaBytes, b.metaRev, b.gen = m, metaKV.Value, metaKV.ModRevision, gen
+	b.created.Store(true)
+	b.viewGen.Store(&gen)
+	return true, nil
 }
 
 func first(kvs []*mvccpb.KeyValue) *mvccpb.KeyValue {
@@ -319,171 +459,56 @@ func first(kvs []*mvccpb.KeyValue) *mvccpb.KeyValue {
 	return kvs[0]
 }
 
-// checkLayout returns the layout version of a store, refusing one newer
-// than LayoutVersion; kv is the PREFIX/layout key (nil when absent: a
-// store written before the key existed, or by hand, is version 1).
-func (b *Backend) checkLayout(kv *mvccpb.KeyValue) (uint64, error) {
-	if kv == nil {
-		return 1, nil
+// layout returns the layout version and the generation of a store whose
+// PREFIX/layout and PREFIX/generation keys are layoutKV and genKV (either
+// may be nil): generation "" for layouts 1 and 2 (a store written before
+// the layout key existed, or by hand, is version 1). A layout newer than
+// LayoutVersion is refused.
+func (b *Backend) layout(layoutKV, genKV *mvccpb.KeyValue) (uint64, string, error) {
+	if layoutKV == nil {
+		return 1, "", nil
 	}
-	v, err := strconv.ParseUint(string(kv.Value), 10, 64)
+	v, err := strconv.ParseUint(string(layoutKV.Value), 10, 64)
 	if err != nil || v == 0 {
-		return 0, b.errorf("key %q: layout version %q is not a positive number: %w", kv.Key, kv.Value, state.ErrCorrupt)
+		return 0, "", b.errorf("key %q: layout version %q is not a positive number: %w", layoutKV.Key, layoutKV.Value, state.ErrCorrupt)
 	}
 	if v > LayoutVersion {
-		return 0, b.errorf("store layout version %d is newer than this program supports (%d); use a newer version of the program: %w", v, LayoutVersion, errors.ErrUnsupported)
+		return 0, "", b.errorf("store layout version %d is newer than this program supports (%d); use a newer version of the program: %w", v, LayoutVersion, errors.ErrUnsupported)
 	}
-	return v, nil
+	if v < layoutGenerations {
+		return v, "", nil
+	}
+	if genKV == nil {
+		return 0, "", b.errorf("key %q is missing (layout version %d names its records' generation there): %w", b.keys.generation, v, state.ErrCorrupt)
+	}
+	gen := string(genKV.Value)
+	if !validGeneration(gen) {
+		return 0, "", b.errorf("key %q: %q is not a generation id: %w", genKV.Key, gen, state.ErrCorrupt)
+	}
+	return v, gen, nil
 }
 
-// create writes the metadata of a new store, under our lock; when another
-// writer created it first (one without our lock), its metadata is used.
-func (b *Backend) create(ctx context.Context) error {
-	m := state.NewMetadata(time.Now())
-	mb, err := record.EncodeMetadata(&m)
-	if err != nil {
-		return b.errorf("create: %w", err)
+// validGeneration reports whether s has the form of a generation id:
+// digits and dots, not empty.
+func validGeneration(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
 	}
-	rctx, cancel := b.request(ctx)
-	defer cancel()
-	resp, err := b.client.Txn(rctx).
-		If(b.fence(), clientv3.Compare(clientv3.CreateRevision(b.keys.meta), "=", 0)).
-		Then(clientv3.OpPut(b.keys.meta, string(mb)), clientv3.OpPut(b.keys.layout, strconv.Itoa(LayoutVersion))).
-		Commit()
-	if err != nil {
-		return b.errorf("create: %w", err)
-	}
-	if !resp.Succeeded {
-		return b.errorf("create: the lock was lost or the store created by someone else meanwhile; retry: %w", state.ErrConflict)
-	}
-	b.meta, b.metaBytes, b.metaRev, b.layout = m, mb, resp.Header.Revision, LayoutVersion
-	return nil
-}
-
-// lock creates a lease kept alive by a concurrency.Session and puts our
-// lock-info record under PREFIX/lock with it, if that key is absent;
-// otherwise it waits for the key's deletion, up to LockTimeout.
-func (b *Backend) lock(ctx context.Context, start time.Time) error {
-	ttl := int64((b.cfg.SessionTTL + time.Second - 1) / time.Second)
-	rctx, cancel := b.request(ctx)
-	lease, err := b.client.Grant(rctx, ttl)
-	cancel()
-	if err != nil {
-		return b.errorf("create the lock's lease on etcd at %s: %w", strings.Join(b.cfg.Endpoints, ","), err)
-	}
-	// The session's keep-alive lives as long as the client, not ctx.
-	s, err := concurrency.NewSession(b.client, concurrency.WithLease(lease.ID), concurrency.WithTTL(int(ttl)))
-	if err != nil {
-		rctx, cancel := b.request(context.Background())
-		b.client.Revoke(rctx, lease.ID)
-		cancel()
-		return b.errorf("keep the lock's lease alive: %w", err)
-	}
-	b.session = s
-	info, err := json.Marshal(lockinfo.Self())
-	if err != nil {
-		return b.errorf("lock: %w", err)
-	}
-	deadline := start.Add(b.cfg.LockTimeout)
-	for {
-		rctx, cancel := b.request(ctx)
-		resp, err := b.client.Txn(rctx).
-			If(clientv3.Compare(clientv3.CreateRevision(b.keys.lock), "=", 0)).
-			Then(clientv3.OpPut(b.keys.lock, string(info), clientv3.WithLease(s.Lease()))).
-			Else(clientv3.OpGet(b.keys.lock)).
-			Commit()
-		cancel()
-		if err != nil {
-			return b.errorf("lock: %w", err)
-		}
-		if resp.Succeeded {
-			b.lockRev = resp.Header.Revision
-			return nil
-		}
-		holder := first(resp.Responses[0].GetResponseRange().Kvs)
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return b.lockError(holder, start)
-		}
-		// Wait for the holder's key to go (Close, or its lease expiring),
-		// then try again.
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		if err := b.waitDelete(wctx, resp.Header.Revision+1); err != nil && wctx.Err() == nil {
-			// The watch failed (no leader, say): pause before retrying.
-			select {
-			case <-wctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return b.errorf("lock: %w", ctx.Err())
+	for _, c := range s {
+		if (c < '0' || c > '9') && c != '.' {
+			return false
 		}
 	}
-}
-
-// waitDelete waits until the lock key is deleted at or after revision
-// rev, or ctx ends.
-func (b *Backend) waitDelete(ctx context.Context, rev int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	for wr := range b.client.Watch(wctx, b.keys.lock, clientv3.WithRev(rev), clientv3.WithFilterPut()) {
-		if err := wr.Err(); err != nil {
-			return err
-		}
-		for _, ev := range wr.Events {
-			if ev.Type == mvccpb.DELETE {
-				return nil
-			}
-		}
-	}
-	return ctx.Err()
-}
-
-// lockError describes the holder of the lock key kv.
-func (b *Backend) lockError(kv *mvccpb.KeyValue, start time.Time) error {
-	e := &state.LockError{Path: b.prefix}
-	if b.cfg.LockTimeout > 0 {
-		e.Waited = time.Since(start).Round(time.Millisecond)
-	}
-	e.Holder = parseLockInfo(kv)
-	if e.Holder != nil && !lockinfo.Alive(e.Holder) {
-		e.Stale = true
-		return fmt.Errorf("etcdbackend: the holder is gone, and its lease releases the lock within its TTL: %w", e)
-	}
-	return fmt.Errorf("etcdbackend: %w", e)
-}
-
-func parseLockInfo(kv *mvccpb.KeyValue) *state.LockInfo {
-	if kv == nil {
-		return nil
-	}
-	var info state.LockInfo
-	if json.Unmarshal(kv.Value, &info) != nil || info.PID <= 0 {
-		return nil
-	}
-	return &info
-}
-
-// fence is the comparison every write makes: our lock key still exists,
-// created by our lock (a key re-created by another controller has
-// another create revision).
-func (b *Backend) fence() clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(b.keys.lock), "=", b.lockRev)
-}
-
-// lostLock is the error of a write refused because this Backend no longer
-// holds the lock; holder is the lock key now (nil when absent).
-func (b *Backend) lostLock(holder *mvccpb.KeyValue) error {
-	e := &state.LockError{Path: b.prefix, Holder: parseLockInfo(holder)}
-	return fmt.Errorf("etcdbackend: %s: this controller lost the lock (its lease expired or was revoked); nothing was written, and writes stay refused until the store is reopened: %w", b.prefix, e)
+	return true
 }
 
 // errClosed is the error of an operation on a closed Backend.
 func (b *Backend) errClosed() error { return b.errorf("%w", state.ErrClosed) }
 
-// Close waits for operations in flight, stops the committer, releases the
-// lock (revoking its lease deletes the lock key) and closes the
+// Close waits for operations in flight, stops the committer, waits for
+// the deletion of replaced generations (each request bounded by
+// RequestTimeout; what is left is deleted by the next writer), releases
+// the lock (revoking its lease deletes the lock key) and closes the
 // connection. It is safe to call more than once; calls after the first
 // return nil.
 func (b *Backend) Close() error {
@@ -494,6 +519,7 @@ func (b *Backend) Close() error {
 		close(b.queue)
 		<-b.done
 	}
+	b.background.Wait()
 	if err := b.release(); err != nil {
 		return b.errorf("close: %w", err)
 	}
@@ -506,7 +532,7 @@ func (b *Backend) release() error {
 	var errs []error
 	if b.session != nil {
 		b.session.Orphan()
-		ctx, cancel := b.request(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
 		_, err := b.client.Revoke(ctx, b.session.Lease())
 		cancel()
 		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -517,20 +543,4 @@ func (b *Backend) release() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// refusedUnapplied reports whether err, returned by a write request, says
-// that the request was refused and never applied (as opposed to a timeout
-// or a lost connection, after which it may have been applied).
-func refusedUnapplied(err error) bool {
-	var ee rpctypes.EtcdError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	switch ee.Code() {
-	case codes.InvalidArgument, codes.PermissionDenied, codes.FailedPrecondition,
-		codes.ResourceExhausted, codes.OutOfRange, codes.Unauthenticated:
-		return true
-	}
-	return false
 }

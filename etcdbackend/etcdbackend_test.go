@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 		hold(p) // re-executed as a lock holder (lock_test.go)
 		return
 	}
+	if p := os.Getenv(importEnv); p != "" {
+		importer(p) // re-executed as an importer (replace_test.go)
+		return
+	}
 	c, err := etcdtest.Start(etcdtest.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -67,6 +71,19 @@ func TestBackend(t *testing.T) {
 		}
 		return b
 	})
+}
+
+// genBase returns the key prefix of the records of the store at cfg's
+// prefix: PREFIX/gen/ID, ID being its generation (PREFIX for a layout 1
+// store).
+func genBase(t testing.TB, cfg etcdbackend.Config) string {
+	t.Helper()
+	resp, err := rawClient(t).Get(context.Background(), cfg.Prefix+"/generation")
+	require.NoError(t, err)
+	if len(resp.Kvs) == 0 {
+		return cfg.Prefix
+	}
+	return cfg.Prefix + "/gen/" + string(resp.Kvs[0].Value)
 }
 
 func clientv3LeaseID(id int64) clientv3.LeaseID { return clientv3.LeaseID(id) }

@@ -208,13 +208,18 @@ func TestLock_KilledHolder(t *testing.T) {
 	require.NotNil(t, le.Holder)
 	assert.Equal(t, cmd.Process.Pid, le.Holder.PID, "the error names the other process")
 	assert.False(t, le.Stale)
+	assert.Greater(t, le.Expires, time.Duration(0), "the holder's lease is known")
+	assert.NotContains(t, err.Error(), "lease", "a live holder is named as such")
 
 	require.NoError(t, cmd.Process.Kill())
 	cmd.Wait()
 	_, err = etcdbackend.Open(context.Background(), cfg)
 	if assert.ErrorAs(t, err, &le) {
 		assert.True(t, le.Stale, "the holder is gone: %v", err)
-		assert.Contains(t, err.Error(), "stale lock info from pid "+fmt.Sprint(cmd.Process.Pid))
+		assert.Greater(t, le.Expires, time.Duration(0))
+		assert.LessOrEqual(t, le.Expires, 4*time.Second, "within its TTL (3s), rounded up")
+		assert.Contains(t, err.Error(), cfg.Prefix+": locked: held by pid "+fmt.Sprint(cmd.Process.Pid)+"'s lease, which expires within ")
+		t.Logf("error: %v", err)
 	}
 
 	cfg.LockTimeout = 15 * time.Second

@@ -3,6 +3,7 @@ package etcdbackend_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,13 +27,14 @@ func layoutOf(t testing.TB, raw *clientv3.Client, prefix string) string {
 func TestOperations_Layout1StoreUpgradesWithItsFirstOperation(t *testing.T) {
 	cfg := config(newPrefix(t))
 	raw := rawClient(t)
-	b := openTB(t, cfg)
-	require.NoError(t, b.Close())
-	assert.Equal(t, "2", layoutOf(t, raw, cfg.Prefix), "new stores are created at version 2")
-	_, err := raw.Put(context.Background(), cfg.Prefix+"/layout", "1")
+	// A store of layout 1, as written before operations existed.
+	m := state.NewMetadata(time.Now())
+	mb, err := record.EncodeMetadata(&m)
+	require.NoError(t, err)
+	_, err = raw.Txn(context.Background()).Then(clientv3.OpPut(cfg.Prefix+"/metadata", string(mb)), clientv3.OpPut(cfg.Prefix+"/layout", "1")).Commit()
 	require.NoError(t, err)
 
-	b = openTB(t, cfg)
+	b := openTB(t, cfg)
 	st, err := state.Open(b)
 	require.NoError(t, err)
 	assert.Empty(t, st.PendingOperations())
@@ -58,11 +60,14 @@ func TestOperations_CheckFindsDamagedOperations(t *testing.T) {
 	cfg := config(newPrefix(t))
 	raw := rawClient(t)
 	b := openTB(t, cfg)
+	_, err := b.Commit(&state.Batch{Time: time.Now()}) // creates the store
+	require.NoError(t, err)
+	base := genBase(t, cfg)
 	other, err := record.EncodeOperation(&state.Operation{ID: "other", Action: "create", Resource: "r"})
 	require.NoError(t, err)
-	_, err = raw.Put(context.Background(), cfg.Prefix+"/operations/garbage", "\x93\x01")
+	_, err = raw.Put(context.Background(), base+"/operations/garbage", "\x93\x01")
 	require.NoError(t, err)
-	_, err = raw.Put(context.Background(), cfg.Prefix+"/operations/elsewhere", string(other))
+	_, err = raw.Put(context.Background(), base+"/operations/elsewhere", string(other))
 	require.NoError(t, err)
 	err = b.Check()
 	assert.ErrorIs(t, err, state.ErrCorrupt)

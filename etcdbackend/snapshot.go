@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -17,13 +19,15 @@ import (
 // pageSize is how many records one range request of a scan returns.
 const pageSize = 512
 
-// View implements state.Backend. It reads the metadata and the numbers of
-// hosts and resources in one linearizable request, whose revision is the
-// snapshot's: every later read of the Snapshot asks etcd for that
-// revision (clientv3.WithRev), page by page for iterations, so fn sees
-// the store as it was at that one moment whatever is committed meanwhile,
-// and reads only what it asks for. Records are decoded as they are read;
-// decoding errors match state.ErrCorrupt and name the key.
+// View implements state.Backend. It reads the metadata, the layout and
+// the numbers of hosts and resources in one linearizable request, whose
+// revision is the snapshot's: every later read of the Snapshot asks etcd
+// for that revision (clientv3.WithRev), page by page for iterations, so
+// fn sees the store as it was at that one moment whatever is committed
+// meanwhile (an import included), and reads only what it asks for.
+// Records are decoded as they are read; decoding errors match
+// state.ErrCorrupt and name the key. A writer's View of a store that does
+// not exist yet shows it empty.
 //
 // etcd keeps old revisions until it compacts them: a View that outlives
 // the cluster's compaction retention fails with an error saying so.
@@ -32,38 +36,69 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 		return b.errClosed()
 	}
 	defer b.ops.Leave()
-	ctx, cancel := b.request(context.Background())
-	resp, err := b.client.Txn(ctx).Then(
-		clientv3.OpGet(b.keys.meta),
-		clientv3.OpGet(b.keys.layout),
-		clientv3.OpGet(b.keys.hosts, clientv3.WithPrefix(), clientv3.WithCountOnly()),
-		clientv3.OpGet(b.keys.resources, clientv3.WithPrefix(), clientv3.WithCountOnly()),
-	).Commit()
-	cancel()
-	if err != nil {
-		return b.errorf("read: %w", err)
+	guess := ""
+	if g := b.viewGen.Load(); g != nil {
+		guess = *g
 	}
-	if _, err := b.checkLayout(first(resp.Responses[1].GetResponseRange().Kvs)); err != nil {
+	recs := b.keys.of(guess)
+	var resp *clientv3.TxnResponse
+	err := b.retry(context.Background(), time.Time{}, "read", func(ctx context.Context) (err error) {
+		resp, err = b.client.Txn(ctx).Then(append(b.storeOps(),
+			clientv3.OpGet(recs.hosts, clientv3.WithPrefix(), clientv3.WithCountOnly()),
+			clientv3.OpGet(recs.resources, clientv3.WithPrefix(), clientv3.WithCountOnly()))...,
+		).Commit()
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	s := &snapshot{b: b, rev: resp.Header.Revision}
-	kv := first(resp.Responses[0].GetResponseRange().Kvs)
+	rs := resp.Responses
+	_, gen, err := b.layout(first(rs[1].GetResponseRange().Kvs), first(rs[2].GetResponseRange().Kvs))
+	if err != nil {
+		return err
+	}
+	s := &snapshot{b: b, rev: resp.Header.Revision, recs: b.keys.of(gen)}
+	defer s.done.Store(true)
+	kv := first(rs[0].GetResponseRange().Kvs)
 	if kv == nil {
+		if !b.cfg.ReadOnly && !b.created.Load() {
+			s.meta, s.empty = b.fresh, true
+			return fn(s)
+		}
 		return b.errorf("key %q is missing (the store was deleted?): %w", b.keys.meta, state.ErrCorrupt)
 	}
 	if s.meta, err = record.DecodeMetadata(kv.Value); err != nil {
 		return b.errorf("key %q: %w", kv.Key, err)
 	}
-	s.hosts = int(resp.Responses[2].GetResponseRange().Count)
-	s.resources = int(resp.Responses[3].GetResponseRange().Count)
-	defer s.done.Store(true)
+	n := len(b.storeOps())
+	s.hosts, s.resources = int(rs[n].GetResponseRange().Count), int(rs[n+1].GetResponseRange().Count)
+	if gen != guess {
+		// The store was imported since: count in its generation.
+		err := b.retry(context.Background(), time.Time{}, "read", func(ctx context.Context) error {
+			r, err := b.client.Txn(ctx).Then(
+				clientv3.OpGet(s.recs.hosts, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(s.rev)),
+				clientv3.OpGet(s.recs.resources, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(s.rev)),
+			).Commit()
+			if err == nil {
+				s.hosts, s.resources = int(r.Responses[0].GetResponseRange().Count), int(r.Responses[1].GetResponseRange().Count)
+			}
+			return err
+		})
+		if err != nil {
+			return s.readError(err)
+		}
+		b.viewGen.Store(&gen)
+	}
 	return fn(s)
 }
 
 // snapshot is a state.Snapshot at one etcd revision.
 type snapshot struct {
-	b   *Backend
-	rev int64
+	b    *Backend
+	rev  int64
+	recs records
+	// empty is set for a store that does not exist yet.
+	empty bool
 	// meta, hosts and resources are read when the View starts.
 	meta             state.Metadata
 	hosts, resources int
@@ -92,20 +127,28 @@ func (s *snapshot) get(key string) (*mvccpb.KeyValue, error) {
 	if s.done.Load() {
 		return nil, errSnapshotDone
 	}
-	ctx, cancel := s.b.request(context.Background())
-	resp, err := s.b.client.Get(ctx, key, clientv3.WithRev(s.rev))
-	cancel()
+	if s.empty {
+		return nil, nil
+	}
+	var kv *mvccpb.KeyValue
+	err := s.b.retry(context.Background(), time.Time{}, fmt.Sprintf("read at revision %d", s.rev), func(ctx context.Context) error {
+		resp, err := s.b.client.Txn(ctx).Then(clientv3.OpGet(key, clientv3.WithRev(s.rev))).Commit()
+		if err == nil {
+			kv = first(resp.Responses[0].GetResponseRange().Kvs)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, s.readError(err)
 	}
-	return first(resp.Kvs), nil
+	return kv, nil
 }
 
 func (s *snapshot) readError(err error) error {
 	if errors.Is(err, rpctypes.ErrCompacted) {
 		return s.b.errorf("read at revision %d: etcd compacted that revision while the view was open (a view must end within the cluster's compaction retention); retry: %w", s.rev, err)
 	}
-	return s.b.errorf("read at revision %d: %w", s.rev, err)
+	return err
 }
 
 func (s *snapshot) corrupt(key []byte, err error) error {
@@ -119,7 +162,7 @@ func (s *snapshot) host(kv *mvccpb.KeyValue) (*state.HostState, error) {
 	if err != nil {
 		return nil, s.corrupt(kv.Key, err)
 	}
-	if string(kv.Key[len(s.b.keys.hosts):]) != h.Name {
+	if string(kv.Key[len(s.recs.hosts):]) != h.Name {
 		return nil, s.corrupt(kv.Key, fmt.Errorf("host named %q stored under another key: %w", h.Name, state.ErrCorrupt))
 	}
 	return h, nil
@@ -134,7 +177,7 @@ func (s *snapshot) resource(kv *mvccpb.KeyValue) (*state.ResourceState, error) {
 }
 
 func (s *snapshot) Host(name string) (h *state.HostState, ok bool, err error) {
-	kv, err := s.get(s.b.keys.hosts + name)
+	kv, err := s.get(s.recs.hosts + name)
 	if err != nil || kv == nil {
 		return nil, false, err
 	}
@@ -143,7 +186,7 @@ func (s *snapshot) Host(name string) (h *state.HostState, ok bool, err error) {
 }
 
 func (s *snapshot) Resource(key string) (r *state.ResourceState, ok bool, err error) {
-	kv, err := s.get(s.b.keys.resources + key)
+	kv, err := s.get(s.recs.resources + key)
 	if err != nil || kv == nil {
 		return nil, false, err
 	}
@@ -152,7 +195,7 @@ func (s *snapshot) Resource(key string) (r *state.ResourceState, ok bool, err er
 }
 
 func (s *snapshot) Hosts(fn func(h *state.HostState) error) error {
-	return s.scan(s.b.keys.hosts, func(kv *mvccpb.KeyValue) error {
+	return s.scan(s.recs.hosts, func(kv *mvccpb.KeyValue) error {
 		h, err := s.host(kv)
 		if err != nil {
 			return err
@@ -162,8 +205,8 @@ func (s *snapshot) Hosts(fn func(h *state.HostState) error) error {
 }
 
 func (s *snapshot) Resources(fn func(key string, r *state.ResourceState) error) error {
-	n := len(s.b.keys.resources)
-	return s.scan(s.b.keys.resources, func(kv *mvccpb.KeyValue) error {
+	n := len(s.recs.resources)
+	return s.scan(s.recs.resources, func(kv *mvccpb.KeyValue) error {
 		r, err := s.resource(kv)
 		if err != nil {
 			return err
@@ -176,8 +219,8 @@ func (s *snapshot) Resources(fn func(key string, r *state.ResourceState) error) 
 // type typ: the store keeps no index by type (see Caveats in the package
 // documentation), so its cost grows with the number of resources.
 func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.ResourceState) error) error {
-	n := len(s.b.keys.resources)
-	return s.scan(s.b.keys.resources, func(kv *mvccpb.KeyValue) error {
+	n := len(s.recs.resources)
+	return s.scan(s.recs.resources, func(kv *mvccpb.KeyValue) error {
 		t, err := record.ResourceType(kv.Value)
 		if err != nil {
 			return s.corrupt(kv.Key, err)
@@ -199,8 +242,11 @@ func (s *snapshot) scan(prefix string, fn func(kv *mvccpb.KeyValue) error) error
 	if s.done.Load() {
 		return errSnapshotDone
 	}
+	if s.empty {
+		return nil
+	}
 	rev := s.rev
-	err := s.b.scan(prefix, &rev, false, func(kv *mvccpb.KeyValue) error {
+	err := s.b.scan(prefix, clientv3.GetPrefixRangeEnd(prefix), &rev, false, func(kv *mvccpb.KeyValue) error {
 		if err := fn(kv); err != nil {
 			return callbackError{err}
 		}
@@ -222,35 +268,60 @@ type callbackError struct{ err error }
 
 func (e callbackError) Error() string { return e.err.Error() }
 
-// scan calls fn for every key under prefix, in key order, a page at a
+// scan calls fn for every key in [from, end), in key order, a page at a
 // time, at revision *rev: when *rev is 0, at the revision of the first
-// page, which it stores in *rev. keysOnly leaves values out.
-func (b *Backend) scan(prefix string, rev *int64, keysOnly bool, fn func(kv *mvccpb.KeyValue) error) error {
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	from := prefix
+// page, which it stores in *rev. keysOnly leaves values out. The next
+// page is asked for while fn runs over the current one.
+func (b *Backend) scan(from, end string, rev *int64, keysOnly bool, fn func(kv *mvccpb.KeyValue) error) error {
+	type page struct {
+		resp *etcdserverpb.RangeResponse
+		rev  int64
+		err  error
+	}
+	fetch := func(from string, rev int64) <-chan page {
+		ch := make(chan page, 1)
+		go func() {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithRev(rev)}
+			if keysOnly {
+				opts = append(opts, clientv3.WithKeysOnly())
+			}
+			var p page
+			p.err = b.retry(context.Background(), time.Time{}, fmt.Sprintf("read at revision %d", rev), func(ctx context.Context) error {
+				resp, err := b.client.Txn(ctx).Then(clientv3.OpGet(from, opts...)).Commit()
+				if err == nil {
+					p.resp, p.rev = resp.Responses[0].GetResponseRange(), resp.Header.Revision
+				}
+				return err
+			})
+			ch <- p
+		}()
+		return ch
+	}
+	next := fetch(from, *rev)
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithRev(*rev)}
-		if keysOnly {
-			opts = append(opts, clientv3.WithKeysOnly())
-		}
-		ctx, cancel := b.request(context.Background())
-		resp, err := b.client.Get(ctx, from, opts...)
-		cancel()
-		if err != nil {
-			return err
+		p := <-next
+		if p.err != nil {
+			return p.err
 		}
 		if *rev == 0 {
-			*rev = resp.Header.Revision
+			*rev = p.rev
 		}
-		for _, kv := range resp.Kvs {
+		kvs := p.resp.Kvs
+		more := p.resp.More && len(kvs) > 0
+		if more {
+			next = fetch(string(kvs[len(kvs)-1].Key)+"\x00", *rev)
+		}
+		for _, kv := range kvs {
 			if err := fn(kv); err != nil {
+				if more {
+					go func() { <-next }()
+				}
 				return err
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
+		if !more {
 			return nil
 		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 }
 
@@ -261,14 +332,14 @@ func (s *snapshot) operation(kv *mvccpb.KeyValue) (*state.Operation, error) {
 	if err != nil {
 		return nil, s.corrupt(kv.Key, err)
 	}
-	if string(kv.Key[len(s.b.keys.operations):]) != op.ID {
+	if string(kv.Key[len(s.recs.operations):]) != op.ID {
 		return nil, s.corrupt(kv.Key, fmt.Errorf("operation %q stored under another key: %w", op.ID, state.ErrCorrupt))
 	}
 	return op, nil
 }
 
 func (s *snapshot) Operation(id string) (op *state.Operation, ok bool, err error) {
-	kv, err := s.get(s.b.keys.operations + id)
+	kv, err := s.get(s.recs.operations + id)
 	if err != nil || kv == nil {
 		return nil, false, err
 	}
@@ -277,7 +348,7 @@ func (s *snapshot) Operation(id string) (op *state.Operation, ok bool, err error
 }
 
 func (s *snapshot) Operations(fn func(op *state.Operation) error) error {
-	return s.scan(s.b.keys.operations, func(kv *mvccpb.KeyValue) error {
+	return s.scan(s.recs.operations, func(kv *mvccpb.KeyValue) error {
 		op, err := s.operation(kv)
 		if err != nil {
 			return err

@@ -87,23 +87,24 @@ func TestView_CorruptRecordNamesTheKey(t *testing.T) {
 	_, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: good}}})
 	require.NoError(t, err)
 	raw := rawClient(t)
-	_, err = raw.Put(context.Background(), cfg.Prefix+"/hosts/bad", "\xc1 not msgpack")
+	base := genBase(t, cfg)
+	_, err = raw.Put(context.Background(), base+"/hosts/bad", "\xc1 not msgpack")
 	require.NoError(t, err)
-	_, err = raw.Put(context.Background(), cfg.Prefix+"/resources/bad", "\x93")
+	_, err = raw.Put(context.Background(), base+"/resources/bad", "\x93")
 	require.NoError(t, err)
 	// A valid record under another name.
-	resp, err := raw.Get(context.Background(), cfg.Prefix+"/hosts/a")
+	resp, err := raw.Get(context.Background(), base+"/hosts/a")
 	require.NoError(t, err)
-	_, err = raw.Put(context.Background(), cfg.Prefix+"/hosts/z", string(resp.Kvs[0].Value))
+	_, err = raw.Put(context.Background(), base+"/hosts/z", string(resp.Kvs[0].Value))
 	require.NoError(t, err)
 
 	require.NoError(t, b.View(func(s state.Snapshot) error {
 		_, _, err := s.Host("bad")
 		assert.ErrorIs(t, err, state.ErrCorrupt)
-		assert.ErrorContains(t, err, `"`+cfg.Prefix+`/hosts/bad"`)
+		assert.ErrorContains(t, err, `"`+base+`/hosts/bad"`)
 		err = s.Hosts(func(*state.HostState) error { return nil })
 		assert.ErrorIs(t, err, state.ErrCorrupt)
-		assert.ErrorContains(t, err, cfg.Prefix+"/hosts/bad")
+		assert.ErrorContains(t, err, base+"/hosts/bad")
 		_, _, err = s.Host("z")
 		assert.ErrorIs(t, err, state.ErrCorrupt)
 		assert.ErrorContains(t, err, "stored under another key")
@@ -138,19 +139,37 @@ func TestCheck(t *testing.T) {
 	require.NoError(t, b.Check())
 
 	raw := rawClient(t)
-	_, err = raw.Put(context.Background(), cfg.Prefix+"/hosts/bad", "junk")
+	base := genBase(t, cfg)
+	_, err = raw.Put(context.Background(), base+"/hosts/bad", "junk")
 	require.NoError(t, err)
 	_, err = raw.Put(context.Background(), cfg.Prefix+"/stray", "x")
+	require.NoError(t, err)
+	// Records of a generation that is not the store's, and not marked for
+	// deletion; and of one that is (an interrupted import): only the
+	// first is a problem.
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/gen/7.1/hosts/x", "junk")
+	require.NoError(t, err)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/gen/7.2/hosts/y", "junk")
+	require.NoError(t, err)
+	_, err = raw.Put(context.Background(), cfg.Prefix+"/stale/7.2", "7.2")
 	require.NoError(t, err)
 	err = b.Check()
 	require.ErrorIs(t, err, state.ErrCorrupt)
 	var ce *state.CheckError
 	require.ErrorAs(t, err, &ce)
-	require.Len(t, ce.Problems, 2, "%v", err)
-	assert.Equal(t, "hosts", ce.Problems[0].Section)
-	assert.Equal(t, "bad", ce.Problems[0].Key)
-	assert.Equal(t, state.Problem{Key: cfg.Prefix + "/stray", Msg: "not a key of this store's layout"}, ce.Problems[1])
-	assert.ErrorContains(t, err, cfg.Prefix+": check found 2 problems")
-	assert.ErrorContains(t, err, cfg.Prefix+"/stray")
+	require.Len(t, ce.Problems, 3, "%v", err)
+	var hostMsg string
+	for _, p := range ce.Problems {
+		if p.Section == "hosts" {
+			hostMsg = p.Msg
+		}
+	}
+	assert.ElementsMatch(t, []state.Problem{
+		{Section: "hosts", Key: "bad", Msg: hostMsg},
+		{Key: cfg.Prefix + "/gen/7.1/hosts/x", Msg: `a record of generation "7.1", which is neither the store's nor marked for deletion`},
+		{Key: cfg.Prefix + "/stray", Msg: "not a key of this store's layout"},
+	}, ce.Problems)
+	assert.ErrorContains(t, err, cfg.Prefix+": check found 3 problems")
+	assert.NotContains(t, err.Error(), "7.2")
 	t.Logf("check: %v", err)
 }

@@ -94,11 +94,17 @@ type LockError struct {
 	Stale bool
 	// Waited is how long Open waited for the lock.
 	Waited time.Duration
+	// Expires, when not zero, is how long the lock has left to live if
+	// its holder stops renewing it (an etcd lease): with Stale, how long
+	// until the lock is free.
+	Expires time.Duration
 }
 
 func (e *LockError) Error() string {
 	msg := e.Path + ": locked"
 	switch h := e.Holder; {
+	case h != nil && e.Stale && e.Expires > 0:
+		msg += fmt.Sprintf(": held by pid %d's lease, which expires within %s", h.PID, e.Expires.Round(time.Second))
 	case h != nil && !e.Stale:
 		msg += " by " + h.String()
 	case h != nil:

@@ -34,6 +34,7 @@ var layer = map[string]int{
 	"internal/testfs":             1,
 	"internal/powerfs":            0,
 	"internal/etcdtest":           0,
+	"internal/etcdproc":           0,
 	"internal/layers":             0,
 }
 
@@ -45,6 +46,7 @@ var testOnly = map[string]bool{
 	"internal/powerfs":   true,
 	"internal/fuzzseed":  true,
 	"internal/etcdtest":  true,
+	"internal/etcdproc":  true,
 }
 
 type pkg struct {
