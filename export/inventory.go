@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/go-ftl2/ftlstate/state"
 )
@@ -43,26 +42,7 @@ func AnsibleGroup(group string) (string, error) {
 }
 
 func ansibleGroup(group string) (string, error) {
-	switch group {
-	case "", "all", ansibleUngrouped:
-		return ansibleUngrouped, nil
-	}
-	var b strings.Builder
-	b.Grow(len(group) + 1)
-	for i, r := range group {
-		switch {
-		case r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z':
-			b.WriteRune(r)
-		case '0' <= r && r <= '9':
-			if i == 0 {
-				b.WriteByte('_')
-			}
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	name := b.String()
+	name := state.AnsibleGroupName(group)
 	if name == "_meta" {
 		return "", fmt.Errorf("group %q: %q is reserved by Ansible's inventory script protocol: %w", group, name, state.ErrInvalid)
 	}

@@ -18,9 +18,9 @@ type Contents struct {
 	Operations map[string]*Operation
 }
 
-// Validate checks every record of c (normalizing them in place) and that
+// Validate checks every record of c (normalizing them in place), that
 // each host is stored under its own name and each operation under its own
-// ID. Errors are *FieldError values with JSON paths such as
+// ID, and that no two groups have the same Ansible name (CheckGroups). Errors are *FieldError values with JSON paths such as
 // "hosts.web01.port".
 func (c *Contents) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
@@ -67,7 +67,7 @@ func (c *Contents) Validate() error {
 		}
 		c.Operations[id] = n
 	}
-	return nil
+	return c.CheckGroups()
 }
 
 // Replace atomically replaces everything the store holds with c, in one
@@ -128,6 +128,10 @@ func (s *State) Replace(c *Contents, force bool) error {
 	s.resources = make(map[string]*ResourceState, len(cc.Resources))
 	s.byType = make(map[string]map[string]struct{})
 	s.ops = make(map[string]*Operation, len(cc.Operations))
+	s.groups = groupIndex{}
+	for _, h := range cc.Hosts {
+		s.groups.add(h.AllGroups(), 1)
+	}
 	s.apply(changes)
 	// No write is in flight (the gate is held): later serials follow got.
 	s.pub.reset(got.Serial)

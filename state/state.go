@@ -43,6 +43,9 @@ type State struct {
 	byType map[string]map[string]struct{}
 	// ops holds the pending operations by ID (immutable records).
 	ops map[string]*Operation
+	// groups counts the hosts of each group, by Ansible name, the ones
+	// being written included (see reserveGroups).
+	groups groupIndex
 }
 
 // Open attaches a State to b, an opened backend, and loads what it holds
@@ -55,6 +58,7 @@ func Open(b Backend) (*State, error) {
 		resources: make(map[string]*ResourceState),
 		byType:    make(map[string]map[string]struct{}),
 		ops:       make(map[string]*Operation),
+		groups:    groupIndex{},
 	}
 	err := b.View(func(snap Snapshot) error {
 		s.meta = snap.Metadata()
@@ -65,6 +69,7 @@ func Open(b Backend) (*State, error) {
 		s.resources = make(map[string]*ResourceState, min(max(nr, 0), 1<<20))
 		if err := snap.Hosts(func(h *HostState) error {
 			s.hosts[h.Name] = h
+			s.groups.add(h.AllGroups(), 1)
 			return nil
 		}); err != nil {
 			return err
@@ -390,15 +395,65 @@ func (s *State) write(changes []Change) error {
 	if len(effective) == 0 {
 		return nil
 	}
+	release, err := s.reserveGroups(effective)
+	if err != nil {
+		return err
+	}
 
 	ticket := s.pub.enter()
 	meta, err := s.b.Commit(&Batch{Changes: effective, Time: now})
 	if err != nil {
 		s.pub.leave(ticket, s.publishLocked)
+		release()
 		return s.commitErr(err)
 	}
 	s.pub.publish(ticket, effective, meta, s.publishLocked)
 	return nil
+}
+
+// reserveGroups refuses a batch that would give a group the Ansible name
+// of another group of the store (a *GroupClashError, matching
+// ErrInvalid). Otherwise it counts the batch's hosts in their new groups
+// and out of the groups they leave, at once, so that a concurrent write
+// is checked against what the store will hold; release undoes that, for
+// a batch that fails to commit. The keys of changes are locked (write),
+// so the hosts they replace stay the ones in s.hosts until published.
+func (s *State) reserveGroups(changes []Change) (release func(), err error) {
+	type move struct{ joined, left []string }
+	var moves []move
+	undo := func() {
+		for _, m := range moves {
+			s.groups.add(m.joined, -1)
+			s.groups.add(m.left, 1)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range changes {
+		if c.Kind != KindHost {
+			continue
+		}
+		old := s.hosts[c.Key]
+		m := move{left: lostGroups(old, c.Host)}
+		s.groups.add(m.left, -1)
+		if c.Host != nil {
+			m.joined = newGroups(c.Host, old)
+		}
+		for _, g := range m.joined {
+			if err := s.groups.clash(g); err != nil {
+				s.groups.add(m.left, 1)
+				undo()
+				return nil, fmt.Errorf("state: host %q: %w", c.Key, err)
+			}
+		}
+		s.groups.add(m.joined, 1)
+		moves = append(moves, m)
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		undo()
+	}, nil
 }
 
 // writable returns nil when the State may write: it is open, and no
@@ -445,6 +500,7 @@ func (s *State) apply(changes []Change) {
 	for _, c := range changes {
 		switch c.Kind {
 		case KindHost:
+			// s.groups was brought up to date by reserveGroups.
 			if c.Host == nil {
 				delete(s.hosts, c.Key)
 			} else {

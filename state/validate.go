@@ -97,13 +97,21 @@ func nameErr(path string, err error) error {
 
 // Normalize returns a validated deep copy of h in the package's value model:
 // Vars values become int64, float64, string, bool, nil, []any or
-// map[string]any, and timestamps are normalized with Timestamp. The error
+// map[string]any, and timestamps are normalized with Timestamp. The name
+// and the groups must be usable by Ansible: no whitespace, ',', ':' (but
+// in an IPv6 address), brackets or '/' in a name, which must not start
+// with '!', '&' or '~' nor be "all" or "ungrouped"; no control characters
+// in a group, nor a group whose Ansible name (AnsibleGroupName) is
+// "_meta". The error
 // is a *FieldError (matching ErrInvalid) naming the field, such as "port".
 func (h *HostState) Normalize() (*HostState, error) {
 	if h == nil {
 		return nil, &FieldError{Msg: "nil host"}
 	}
 	if err := ValidateName(h.Name); err != nil {
+		return nil, nameErr("name", err)
+	}
+	if err := validHostName(h.Name); err != nil {
 		return nil, nameErr("name", err)
 	}
 	if h.Port < 0 || h.Port > 65535 {
@@ -116,6 +124,15 @@ func (h *HostState) Normalize() (*HostState, error) {
 	}
 	if err := ValidateGroups(h.Group, h.Groups); err != nil {
 		return nil, err
+	}
+	for i, g := range h.AllGroups() {
+		path := "group"
+		if i > 0 {
+			path = "groups." + strconv.Itoa(i-1)
+		}
+		if err := validAnsibleGroup(path, g); err != nil {
+			return nil, err
+		}
 	}
 	vars, err := normalizeMap(h.Vars, "vars")
 	if err != nil {

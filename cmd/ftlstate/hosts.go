@@ -212,14 +212,15 @@ names them); 'ftlstate host set' changes only the fields it is given.
 				if err != nil && !errors.Is(err, state.ErrCorrupt) {
 					return err
 				}
-				if err := e.checkGroup(&h, old); err != nil {
+				created, err := e.checkGroup(&h, old)
+				if err != nil {
 					return err
 				}
 				changed, err := e.putHost(&h)
 				if err != nil {
 					return usageErrorf("host %q: %v", h.Name, err)
 				}
-				a.hostWarnings(e, &h, old)
+				a.hostWarnings(&h, created)
 				switch {
 				case !changed:
 					e.note("host %s unchanged in %s; nothing written", h.Name, e.path)
@@ -291,8 +292,9 @@ var ansibleFieldVars = []struct{ field, name, alias string }{
 }
 
 // hostWarnings warns about what Ansible will not see as given: a var that
-// the inventory overrides with a field, and a group name it rewrites.
-func (a *app) hostWarnings(e *edit, h, old *state.HostState) {
+// the inventory overrides with a field, and the name of a group new to the
+// store that it rewrites.
+func (a *app) hostWarnings(h *state.HostState, created []string) {
 	set := map[string]bool{"address": h.Address != "", "port": h.Port != 0, "user": h.User != ""}
 	for _, f := range ansibleFieldVars {
 		for _, name := range []string{f.name, f.alias} {
@@ -301,8 +303,8 @@ func (a *app) hostWarnings(e *edit, h, old *state.HostState) {
 			}
 		}
 	}
-	for _, g := range newGroups(h, old) {
-		if ag, err := export.AnsibleGroup(g); err == nil && ag != g && g != "all" {
+	for _, g := range created {
+		if ag := state.AnsibleGroupName(g); ag != g && ag != "ungrouped" && ag != "_meta" {
 			fmt.Fprintf(a.stderr, "warning: group %q is %q in the Ansible inventory (Ansible allows letters, digits and _ only)\n", g, ag)
 		}
 	}
@@ -392,14 +394,15 @@ exist ('host add' adds one).
 				for _, k := range unset {
 					delete(h.Vars, k)
 				}
-				if err := e.checkGroup(h, old); err != nil {
+				created, err := e.checkGroup(h, old)
+				if err != nil {
 					return err
 				}
 				changed, err := e.putHost(h)
 				if err != nil {
 					return usageErrorf("host %q: %v", name, err)
 				}
-				a.hostWarnings(e, h, old)
+				a.hostWarnings(h, created)
 				if changed {
 					e.note("updated host %s in %s", name, e.path)
 				} else {
@@ -525,63 +528,70 @@ func newGroups(h, old *state.HostState) []string {
 }
 
 // checkGroup refuses a group for h that Ansible would merge with another
-// group of the store: two names that map to the same Ansible group name
-// ("edge-nodes" and "edge_nodes") make the inventory ambiguous, and
-// 'inventory --list' fails for the whole store. Only the groups h was not
-// in before are compared with the others (a walk of the hosts, stopped
-// as soon as each of them is found on another host: a group that exists
-// was checked when it was made).
-func (e *edit) checkGroup(h, old *state.HostState) error {
-	type wanted struct{ name, ansible, clash string }
+// group of the store (a *state.GroupClashError, as State refuses it): two
+// names that map to the same Ansible group name ("edge-nodes" and
+// "edge_nodes") make the inventory ambiguous, and 'inventory --list' fails
+// for the whole store. The edit reads no State, so it walks the hosts,
+// comparing only the groups h was not in before, and stops as soon as each
+// of them is found on another host (a group that exists was checked when
+// it was made). created lists h's groups that no other host has.
+func (e *edit) checkGroup(h, old *state.HostState) (created []string, err error) {
+	type wanted struct {
+		name, ansible string
+		exists        bool
+		clash         string
+	}
 	var todo []*wanted
 	for _, g := range newGroups(h, old) {
-		if ag, err := export.AnsibleGroup(g); err == nil {
-			todo = append(todo, &wanted{name: g, ansible: ag})
-		} // else Normalize refuses it, with the reason
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	for i, w := range todo {
-		for _, v := range todo[:i] {
-			if v.ansible == w.ansible {
-				return usageErrorf("host %q: groups %q and %q are both %q in the Ansible inventory; keep one", h.Name, v.name, w.name, w.ansible)
+		w := &wanted{name: g, ansible: state.AnsibleGroupName(g)}
+		if w.ansible == "ungrouped" {
+			continue
+		}
+		for _, other := range h.AllGroups() {
+			if other != g && state.AnsibleGroupName(other) == w.ansible {
+				return nil, usageError{fmt.Errorf("host %q: %w", h.Name, &state.GroupClashError{Group: g, Other: other, Ansible: w.ansible})}
 			}
 		}
+		todo = append(todo, w)
+	}
+	if len(todo) == 0 {
+		return nil, nil
 	}
 	errDone := errors.New("done")
 	open := len(todo)
-	err := e.snap.Hosts(func(o *state.HostState) error {
+	err = e.snap.Hosts(func(o *state.HostState) error {
 		if o.Name == h.Name {
 			return nil
 		}
 		for _, og := range o.AllGroups() {
 			for _, w := range todo {
 				switch {
-				case w.ansible == "": // found already
+				case w.exists:
 				case og == w.name:
-					w.ansible = "" // the group exists: fine
+					w.exists = true
 					if open--; open == 0 {
 						return errDone
 					}
-				case w.clash == "":
-					if ag, err := export.AnsibleGroup(og); err == nil && ag == w.ansible {
-						w.clash = og
-					}
+				case w.clash == "" && state.AnsibleGroupName(og) == w.ansible:
+					w.clash = og
 				}
 			}
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errDone) && !errors.Is(err, state.ErrCorrupt) {
-		return err
+		return nil, err
 	}
 	for _, w := range todo {
-		if w.ansible != "" && w.clash != "" {
-			return usageErrorf("host %q: group %q and the store's group %q are both %q in the Ansible inventory; use %q", h.Name, w.name, w.clash, w.ansible, w.clash)
+		switch {
+		case w.exists:
+		case w.clash != "":
+			return nil, usageError{fmt.Errorf("host %q: %w", h.Name, &state.GroupClashError{Group: w.name, Other: w.clash, Ansible: w.ansible})}
+		default:
+			created = append(created, w.name)
 		}
 	}
-	return nil
+	return created, nil
 }
 
 func uniq(s []string) []string {

@@ -119,6 +119,9 @@ func (a *app) replaceStore(o replaceOptions, src string, c *state.Contents) erro
 	if !o.force && export.HasRedacted(c) {
 		return fmt.Errorf("%s: holds %q values (a redacted export): a %s would overwrite secrets with them; use --force to %s anyway", src, export.Redacted, verb, verb)
 	}
+	if err := c.CheckGroups(); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
 	path := a.statePath
 	exists, err := storeExists(path)
 	if err != nil {

@@ -169,7 +169,7 @@ func richContents() *state.Contents {
 			"web01":      {Name: "web01", Address: "192.0.2.10", Port: 22, User: "admin", Group: "web", Groups: []string{"production", "eu"}, Vars: everyKind(), CreatedAt: ts, UpdatedAt: nano},
 			"bare":       {Name: "bare"},
 			"empty-vars": {Name: "empty-vars", Vars: map[string]any{}, Port: 65535},
-			"a/b c":      {Name: "a/b c", Address: "<&>", User: "ü"},
+			"a.b-c_d":    {Name: "a.b-c_d", Address: "<&>", User: "ü"},
 			"ω":          {Name: "ω", Vars: map[string]any{"x": nil}},
 		},
 		Resources: map[string]*state.ResourceState{
@@ -470,9 +470,10 @@ func TestDecode_Accepts(t *testing.T) {
 			assert.Equal(t, uint64(math.MaxUint64), c.Metadata.Serial)
 			assert.Equal(t, "x", c.Metadata.Lineage)
 		}},
-		{"names with punctuation", `{"hosts": {"a/b c": {"name": "a/b c"}}, "resources": {"../x": {"type": "a:b"}}}`, func(t *testing.T, c *state.Contents) {
-			assert.Contains(t, c.Hosts, "a/b c", "path separators are allowed in names (state.ValidateName)")
-			assert.Contains(t, c.Resources, "../x")
+		{"names with punctuation", `{"hosts": {"a.b-c_d": {"name": "a.b-c_d"}, "2001:db8::1": {"name": "2001:db8::1"}}, "resources": {"../x y": {"type": "a:b"}}}`, func(t *testing.T, c *state.Contents) {
+			assert.Contains(t, c.Hosts, "a.b-c_d")
+			assert.Contains(t, c.Hosts, "2001:db8::1", "an IPv6 address is a host name Ansible can address")
+			assert.Contains(t, c.Resources, "../x y", "path separators and spaces are allowed in resource keys (state.ValidateName)")
 		}},
 		{"CRLF and tabs", "{\r\n\t\"hosts\": {\r\n\t\t\"h\": {\"name\": \"h\"}\r\n\t}\r\n}\r\n", func(t *testing.T, c *state.Contents) {
 			assert.Contains(t, c.Hosts, "h")

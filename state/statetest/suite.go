@@ -350,7 +350,7 @@ func (s *suite) testRemove(t *testing.T) {
 func (s *suite) testOrdering(t *testing.T) {
 	dir := t.TempDir()
 	st := s.openState(t, dir)
-	names := []string{"web10", "db01", "Web02", "web02", "a/b", "zeta", "ω"}
+	names := []string{"web10", "db01", "Web02", "web02", "a-b", "zeta", "ω"}
 	for _, n := range names {
 		require.NoError(t, st.AddHost(&state.HostState{Name: n}))
 	}
@@ -364,7 +364,7 @@ func (s *suite) testOrdering(t *testing.T) {
 		for _, h := range st.AllHosts() {
 			got = append(got, h.Name)
 		}
-		assert.Equal(t, []string{"Web02", "a/b", "db01", "web02", "web10", "zeta", "ω"}, got, "%s: AllHosts sorted by name", when)
+		assert.Equal(t, []string{"Web02", "a-b", "db01", "web02", "web10", "zeta", "ω"}, got, "%s: AllHosts sorted by name", when)
 		var ids []string
 		for _, r := range st.GetResourcesByType("linode") {
 			ids = append(ids, r.ID)
@@ -679,6 +679,17 @@ func (s *suite) testValidation(t *testing.T) {
 		{"too deep", &state.HostState{Name: "a", Vars: deep}, "vars.d"},
 		{"bad utf8 value", &state.HostState{Name: "a", Vars: map[string]any{"s": "\xfe"}}, "vars.s"},
 		{"bad map key type", &state.HostState{Name: "a", Vars: map[string]any{"m": map[float64]int{1: 1}}}, "vars.m"},
+		// Names Ansible cannot address, and groups that break its inventory.
+		{"space in name", &state.HostState{Name: "bad name"}, "name"},
+		{"slash in name", &state.HostState{Name: "web/02"}, "name"},
+		{"comma in name", &state.HostState{Name: "a,b"}, "name"},
+		{"colon in name", &state.HostState{Name: "db:primary"}, "name"},
+		{"bracket in name", &state.HostState{Name: "web[1]"}, "name"},
+		{"pattern operator", &state.HostState{Name: "!web"}, "name"},
+		{"implicit group as name", &state.HostState{Name: "all"}, "name"},
+		{"tab in group", &state.HostState{Name: "a", Group: "web\tservers"}, "group"},
+		{"_meta group", &state.HostState{Name: "a", Group: "_meta"}, "group"},
+		{"_meta by Ansible's name", &state.HostState{Name: "a", Group: "web", Groups: []string{"-meta"}}, "groups.0"},
 	}
 	for _, tc := range hosts {
 		err := st.AddHost(tc.host)
@@ -716,13 +727,18 @@ func (s *suite) testValidation(t *testing.T) {
 		err = st.Update(func(tx *state.Tx) error { return tx.AddResource(tc.key, tc.res) })
 		assert.ErrorIs(t, err, state.ErrInvalid, "%s in Update", tc.name)
 	}
-	// Names may hold punctuation and path separators.
-	for _, name := range []string{"a/b", "../x", "web-01.example.com", "ünïcode", "with space"} {
+	// Host names may hold the punctuation Ansible addresses; resource keys
+	// path separators and spaces too.
+	for _, name := range []string{"a.b_c-d", "web-01.example.com", "ünïcode", "2001:db8::1", "10.0.0.1", "web*"} {
 		require.NoError(t, st.AddHost(&state.HostState{Name: name}), name)
 		require.NoError(t, st.RemoveHost(name))
 	}
+	for _, key := range []string{"a/b", "../x", "with space", "dns:a.b/A"} {
+		require.NoError(t, st.AddResource(key, &state.ResourceState{Type: "t"}), key)
+		require.NoError(t, st.RemoveResource(key))
+	}
 	after := st.Metadata()
-	assert.Equal(t, before.Serial+10, after.Serial, "only the 10 valid changes were written")
+	assert.Equal(t, before.Serial+20, after.Serial, "only the 20 valid changes were written")
 	st = s.reopen(t, st, dir)
 	assert.Len(t, st.AllHosts(), 1, "nothing invalid was stored")
 	assert.Empty(t, st.AllResources())
