@@ -17,7 +17,7 @@ func openCrashStore(dir string) (state.Backend, error) {
 // TestCrash kills a writing process with SIGKILL at random moments and
 // checks that every acknowledged change survived, whole (see
 // internal/crashtest; -crash.rounds=N for long runs). The workload
-// includes imports and compactions (Compact, then the copy swapped in).
+// includes imports and compactions (CompactInPlace, keeping a backup).
 func TestCrash(t *testing.T) {
 	crashtest.Run(t, openCrashStore)
 }

@@ -3,10 +3,8 @@ package crashtest
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -23,7 +21,6 @@ import (
 	"time"
 
 	"github.com/go-ftl2/ftlstate/export"
-	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/internal/powerfs"
 	"github.com/go-ftl2/ftlstate/internal/testfs"
 	"github.com/go-ftl2/ftlstate/state"
@@ -42,11 +39,12 @@ var (
 // store with it, and so does the parent to check each round.
 type Opener func(dir string) (state.Backend, error)
 
-// Compacter is implemented by backends that compact their store into a
-// new file (bbolt). The workload then compacts the store and swaps the
-// copy in, as `ftlstate compact` does.
+// Compacter is implemented by backends that compact their store in place
+// (bbolt): CompactInPlace replaces the store's file with a compacted copy,
+// keeping the old one as backup, and closes the backend, as `ftlstate
+// compact` does. The workload then compacts and reopens the store.
 type Compacter interface {
-	Compact(dst string) error
+	CompactInPlace(backup string) error
 	Path() string
 }
 
@@ -314,7 +312,7 @@ type op struct {
 
 const (
 	kindImport  = 6 // maintenance: Replace with an import of the store's own export, changed
-	kindCompact = 7 // maintenance: Compact and swap the copy in (or, without Compacter, an unchanged import)
+	kindCompact = 7 // maintenance: CompactInPlace and reopen (or, without Compacter, an unchanged import)
 )
 
 func opFor(w, i int) op {
@@ -448,25 +446,13 @@ func (c *worker) importChanged(o op, round, i int) error {
 	return export.Import(c.st, &buf, nil)
 }
 
-// compact compacts the store into a new file and puts it in the store's
-// place, as `ftlstate compact` does: Compact, close, rename over the
-// store, sync the directory, reopen.
+// compact compacts the store in place, keeping PATH.backup, as `ftlstate
+// compact` does, and reopens it.
 func (c *worker) compact(cb Compacter) error {
-	path := cb.Path()
-	tmp := path + ".compact"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err // a copy a crash left behind
-	}
-	if err := cb.Compact(tmp); err != nil {
+	if err := cb.CompactInPlace(cb.Path() + ".backup"); err != nil {
 		return err
 	}
-	if err := c.st.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+	if err := c.st.Close(); err != nil { // the backend is closed already
 		return err
 	}
 	return c.openStore()

@@ -7,10 +7,11 @@
 // Updates, removals), printing each change to stdout only after its call
 // returned, while a ninth goroutine, with the writers paused, imports
 // (Replace) the store's own export with its records changed, and compacts
-// the store and swaps the copy in as `ftlstate compact` does (backends
-// with Compact; the others import again). The parent kills the child with
-// SIGKILL at a random moment, one round in eight while it is still
-// starting or opening the store, reopens the store and checks that:
+// the store in place, keeping a backup, as `ftlstate compact` does
+// (backends with CompactInPlace; the others import again). The parent
+// kills the child with SIGKILL at a random moment, one round in eight
+// while it is still starting or opening the store, reopens the store and
+// checks that:
 //
 //   - every acknowledged change is there with its exact value, and every
 //     acknowledged removal is absent;
