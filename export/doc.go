@@ -53,38 +53,11 @@
 // # Ansible inventory
 //
 // WriteInventoryList and WriteInventoryHost write what an Ansible dynamic
-// inventory script prints for --list and for --host NAME. The mapping:
-//
-//	state                            Ansible
-//	-------------------------------  ---------------------------------------------
-//	host                             host of the same name
-//	HostState.Group "webservers"     group "webservers": {"hosts": [...], "vars": {}}
-//	HostState.Groups                 the host is in each of them too, as in Group
-//	no group, "all" or "ungrouped"   group "ungrouped" (Ansible's convention)
-//	Group "web-servers", "1st"       group "web_servers", "_1st" (see AnsibleGroup)
-//	every group                      listed in "all": {"children": [...]};
-//	                                 "ungrouped" is always there, maybe empty
-//	HostState.Address                hostvars ansible_host (omitted when "")
-//	HostState.Port                   hostvars ansible_port (omitted when 0)
-//	HostState.User                   hostvars ansible_user (omitted when "")
-//	HostState.Vars                   hostvars, each key as it is
-//	all host variables               "_meta": {"hostvars": {...}} in --list, so
-//	                                 Ansible never calls --host
-//	resources, metadata              not part of the inventory
-//
-// Precedence: Address, Port and User win over Vars named ansible_host,
-// ansible_port and ansible_user, so that Ansible connects where Go-FTL2
-// does; a field that is empty (0 for Port) leaves the var as it is. A set
-// field also drops the older alias var (ansible_ssh_host,
-// ansible_ssh_port, ansible_ssh_user), which Ansible would otherwise
-// prefer over ansible_host.
-//
-// Group names: ansible-core 2.14 keeps group names with characters
-// outside letters, digits and '_' (its default
-// TRANSFORM_INVALID_GROUP_CHARS=never) but warns about them, and names
-// with ':' or ',' cannot be used in host patterns. This package maps such
-// names to safe ones (see AnsibleGroup); two groups that map to the same
-// name, and a group named "_meta", are errors.
+// inventory script prints for --list and for --host NAME, with
+// Options.Redact applied to the host variables. The rendering itself is
+// package state/ansible's (see there for the mapping), which sits below
+// the backends so that a store held for writing can serve it to Ansible
+// while a run writes (boltbackend's live reads).
 //
 // # Python ftl2 state files
 //
@@ -203,9 +176,7 @@
 //     groups, created_at, updated_at; resources: type, id, name, data, tags,
 //     created_at, updated_at), map keys in byte order, list elements by
 //     index. JSON is indented by two spaces.
-//   - Inventory: "all" first, then the groups in byte order, then
-//     "_meta"; hosts in name order; variables in key order (byte order);
-//     indented by two spaces, with a final newline.
+//   - Inventory: as state/ansible renders it.
 //
 // No output escapes '<', '>' or '&' (JSON allows them as they are), so
 // "<redacted>" reads as it is.
@@ -222,7 +193,4 @@
 // whose views hold a read lock (statetest.Memory; bbolt while it grows
 // its file) can deadlock with a writer arriving in between. Compare a
 // *state.State with itself, or two different stores.
-//
-// Ansible warns when a host and a group have the same name; this package
-// does not rename either.
 package export

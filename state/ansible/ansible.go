@@ -1,7 +1,9 @@
-package export
+package ansible
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -13,7 +15,16 @@ import (
 // ansibleUngrouped is the group Ansible gives hosts that are in no other.
 const ansibleUngrouped = "ungrouped"
 
-// AnsibleGroup returns the Ansible group name for a host's Group:
+// Options adjust WriteList and WriteHost. The nil *Options and the zero
+// Options render every host as it is.
+type Options struct {
+	// Host, when set, is called with each host before its variables are
+	// rendered and returns the host to render in its place (export's
+	// redaction). It must not modify h: return a changed copy.
+	Host func(h *state.HostState) *state.HostState
+}
+
+// Group returns the Ansible group name for a host's Group:
 //
 //   - "" (no group), "all" and "ungrouped" give "ungrouped", Ansible's
 //     group of hosts that belong to no other group;
@@ -33,15 +44,7 @@ const ansibleUngrouped = "ungrouped"
 // characters; names with ':' or ',' then cannot be used in host patterns.
 // Mapping them here gives names valid in every Ansible version and
 // pattern, without warnings.
-func AnsibleGroup(group string) (string, error) {
-	name, err := ansibleGroup(group)
-	if err != nil {
-		return "", fmt.Errorf("export: %w", err)
-	}
-	return name, nil
-}
-
-func ansibleGroup(group string) (string, error) {
+func Group(group string) (string, error) {
 	name := state.AnsibleGroupName(group)
 	if name == "_meta" {
 		return "", fmt.Errorf("group %q: %q is reserved by Ansible's inventory script protocol: %w", group, name, state.ErrInvalid)
@@ -49,18 +52,17 @@ func ansibleGroup(group string) (string, error) {
 	return name, nil
 }
 
-// hostVars returns the Ansible variables of h: its Vars (redacted when
-// asked), then ansible_host, ansible_port and ansible_user from its
+// hostVars returns the Ansible variables of h (or of what opts.Host
+// makes of it): its Vars, then ansible_host, ansible_port and ansible_user from its
 // fields, which win over Vars of the same names (and drop the older
 // aliases ansible_ssh_host, ansible_ssh_port and ansible_ssh_user, which
 // Ansible would otherwise prefer) when the field is set.
 func hostVars(h *state.HostState, opts *Options) map[string]any {
-	vars := h.Vars
-	if opts.redact() {
-		vars = redactMap(vars)
+	if opts != nil && opts.Host != nil {
+		h = opts.Host(h)
 	}
-	out := make(map[string]any, len(vars)+3)
-	maps.Copy(out, vars)
+	out := make(map[string]any, len(h.Vars)+3)
+	maps.Copy(out, h.Vars)
 	set := func(name, alias string, v any) {
 		out[name] = v
 		delete(out, alias)
@@ -77,7 +79,7 @@ func hostVars(h *state.HostState, opts *Options) map[string]any {
 	return out
 }
 
-// WriteInventoryList writes the hosts of v as the output of an Ansible
+// WriteList writes the hosts of v as the output of an Ansible
 // dynamic inventory script called with --list (see the package
 // documentation for the mapping), from one consistent snapshot, indented
 // by two spaces and followed by a newline, in this shape (shown here with
@@ -99,11 +101,11 @@ func hostVars(h *state.HostState, opts *Options) map[string]any {
 // It reads the hosts twice within the snapshot, first to check and
 // gather the groups, then to write the host variables, so memory grows
 // with the number of hosts' names, not with their variables. A group
-// name that cannot be mapped (see AnsibleGroup), or two groups that map
+// name that cannot be mapped (see Group), or two groups that map
 // to the same Ansible name, is an error matching state.ErrInvalid, and
 // nothing is written. An error while writing host variables (a backend
 // failing) may leave w with partial output. opts may be nil.
-func WriteInventoryList(w io.Writer, v state.Viewer, opts *Options) error {
+func WriteList(w io.Writer, v state.Viewer, opts *Options) error {
 	err := v.View(func(s state.Snapshot) error {
 		members := map[string][]string{ansibleUngrouped: {}}
 		origin := map[string]string{} // Ansible group -> the state group mapped to it
@@ -114,7 +116,7 @@ func WriteInventoryList(w io.Writer, v state.Viewer, opts *Options) error {
 			}
 			var mine []string // the host's Ansible groups so far
 			for _, sg := range groups {
-				g, err := ansibleGroup(sg)
+				g, err := Group(sg)
 				if err != nil {
 					return fmt.Errorf("host %q: %w", h.Name, err)
 				}
@@ -186,18 +188,18 @@ func WriteInventoryList(w io.Writer, v state.Viewer, opts *Options) error {
 		return bw.Flush()
 	})
 	if err != nil {
-		return fmt.Errorf("export: inventory: %w", err)
+		return fmt.Errorf("inventory: %w", err)
 	}
 	return nil
 }
 
-// WriteInventoryHost writes the variables of the named host, as an
+// WriteHost writes the variables of the named host, as an
 // Ansible dynamic inventory script called with --host NAME does: a JSON
 // object indented by two spaces and followed by a newline, the same
-// content as the host's entry in WriteInventoryList's "_meta.hostvars".
+// content as the host's entry in WriteList's "_meta.hostvars".
 // A host v does not hold is an error (the message names it) and nothing
 // is written. opts may be nil.
-func WriteInventoryHost(w io.Writer, v state.Viewer, name string, opts *Options) error {
+func WriteHost(w io.Writer, v state.Viewer, name string, opts *Options) error {
 	err := v.View(func(s state.Snapshot) error {
 		h, ok, err := s.Host(name)
 		if err != nil {
@@ -214,7 +216,20 @@ func WriteInventoryHost(w io.Writer, v state.Viewer, name string, opts *Options)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("export: inventory: %w", err)
+		return fmt.Errorf("inventory: %w", err)
 	}
 	return nil
+}
+
+// marshal is json.MarshalIndent(v, prefix, indent) without HTML escaping
+// (so that "<redacted>" reads as it is) and without a final newline.
+func marshal(v any, prefix, indent string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent(prefix, indent)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
