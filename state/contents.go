@@ -135,6 +135,7 @@ func (s *State) Replace(c *Contents, force bool) error {
 	s.apply(changes)
 	// No write is in flight (the gate is held): later serials follow got.
 	s.pub.reset(got.Serial)
+	s.log.replace(got.Serial, got.UpdatedAt)
 	return nil
 }
 

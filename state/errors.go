@@ -63,6 +63,9 @@ type LockInfo struct {
 	Command  string    `json:"command"`
 	Since    time.Time `json:"since"`
 	Instance string    `json:"instance,omitempty"` // random id of the holder's open
+	// Socket is the Unix socket where the holder serves reads of the
+	// store (see Server), when it does.
+	Socket string `json:"socket,omitempty"`
 }
 
 // String describes the holder: "pid 4242 (ftl2 apply) on host ci-7 since

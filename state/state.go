@@ -46,6 +46,8 @@ type State struct {
 	// groups counts the hosts of each group, by Ansible name, the ones
 	// being written included (see reserveGroups).
 	groups groupIndex
+	// log holds the newest commits, for Commits.
+	log commitLog
 }
 
 // Open attaches a State to b, an opened backend, and loads what it holds
@@ -91,6 +93,10 @@ func Open(b Backend) (*State, error) {
 		return nil, fmt.Errorf("state: load: %w", err)
 	}
 	s.pub.reset(s.meta.Serial)
+	s.log.reset(s.meta.Serial)
+	if srv, ok := b.(Server); ok {
+		srv.Serve(s) // best effort: see Server
+	}
 	return s, nil
 }
 
@@ -106,6 +112,7 @@ func (s *State) Close() error {
 		return fmt.Errorf("state: %w", ErrClosed)
 	}
 	s.closed = true
+	s.log.close()
 	s.mu.Unlock()
 	return s.b.Close()
 }
@@ -493,6 +500,7 @@ func (s *State) publishLocked(changes []Change, meta Metadata) {
 	if meta.Serial > s.meta.Serial {
 		s.meta = meta
 	}
+	s.log.add(Commit{Serial: meta.Serial, Time: meta.UpdatedAt, Changes: changes})
 }
 
 // apply changes memory; s.mu must be held.
