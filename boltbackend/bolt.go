@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/internal/inflight"
+	"github.com/go-ftl2/ftlstate/internal/live"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/internal/record"
 	"github.com/go-ftl2/ftlstate/state"
@@ -74,6 +75,11 @@ type Options struct {
 	// and other read-only opens may share it. A writer excludes readers
 	// (see Locking in the package documentation).
 	ReadOnly bool
+
+	// NoSocket keeps a read-write Backend from serving the store to other
+	// processes while a State holds it (see Live reads in the package
+	// documentation).
+	NoSocket bool
 }
 
 // Backend is a state.Backend on a bbolt file. Its methods may be called
@@ -91,6 +97,11 @@ type Backend struct {
 	// could not be written); stale is the record a dead holder left.
 	info  *os.File
 	stale *state.LockInfo
+	// holder is what this Backend wrote in the lock info.
+	holder   state.LockInfo
+	noSocket bool
+	// live serves the store to other processes (see Serve).
+	live live.Service
 
 	// ops tracks the operations in flight (View, Commit, Check, Compact);
 	// Close waits for them.
@@ -220,7 +231,7 @@ func open(path, real string, o Options, start time.Time) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("boltbackend: open %s: %w", path, err)
 	}
-	b := &Backend{path: path, real: real, db: db, file: file, readOnly: o.ReadOnly}
+	b := &Backend{path: path, real: real, db: db, file: file, readOnly: o.ReadOnly, noSocket: o.NoSocket}
 	// Lock, then check what was locked: the file may have been replaced
 	// while bbolt waited for its lock (a compaction swapped a new file in;
 	// the one locked is now the backup). Writing into it would lose
@@ -243,7 +254,8 @@ func open(path, real string, o Options, start time.Time) (*Backend, error) {
 		// disk, a read-only directory) does not fail Open; but a lock-info
 		// path holding something else than a regular file (a symbolic
 		// link, whose target we would overwrite) is refused.
-		f, err := lockinfo.Create(infoPath, lockinfo.Self())
+		b.holder = lockinfo.Self()
+		f, err := lockinfo.Create(infoPath, b.holder)
 		switch {
 		case err == nil:
 			b.info = f
@@ -543,10 +555,12 @@ func (b *Backend) Close() error {
 	return b.release()
 }
 
-// release removes the lock-info record and closes the file, releasing
-// the lock; the committer is stopped.
+// release stops serving live reads, removes the lock-info record and
+// closes the file, releasing the lock; the committer is stopped.
 func (b *Backend) release() error {
-	var errs []error
+	// Before the lock is released: no reader may find the socket of a
+	// store that someone else may already be writing.
+	errs := []error{b.live.Stop()}
 	if b.info != nil {
 		// Removed while the lock is still held, and only when it is ours,
 		// so that it never removes a record of the next holder.

@@ -100,6 +100,21 @@
 // replaces. A FIFO or device named as the store is refused before it is
 // opened for reading (an error matching state.ErrCorrupt).
 //
+// # Live reads
+//
+// While a State holds a read-write Backend (state.Open calls Serve), the
+// process serves the State's memory read-only on a Unix socket beside
+// the store's file, PATH.sock (PATH with symbolic links resolved; mode
+// 0600, named in the lock info), so that other
+// processes read a store in use: ftlstate's read commands, Ansible
+// through its inventory script, curl --unix-socket. Serving reads memory
+// only and never delays a commit. The socket is removed before the lock
+// is released; one left by a killed holder is replaced by the next. Only
+// the store file's owner and root are answered. See package
+// internal/live for the API, the socket path rule (long paths) and the
+// security checks; Options.NoSocket turns it off, and Serving tells
+// whether it runs.
+//
 // # Corruption
 //
 // Open reads the file itself, read-only and under a shared lock, before

@@ -78,6 +78,21 @@
 // store as of the last successful commit (the records are immutable and
 // each rewrite publishes new maps).
 //
+// # Live reads
+//
+// While a State holds a read-write Backend (state.Open calls Serve), the
+// process serves the State's memory read-only on a Unix socket beside
+// the file, PATH.sock (PATH with links resolved; mode 0600, named in the
+// lock info), so that other
+// processes read a store in use: ftlstate's read commands, Ansible
+// through its inventory script, curl --unix-socket. Serving reads memory
+// only and never delays a commit. The socket is removed before the lock
+// is released; one left by a killed holder is replaced by the next. Only
+// the store file's owner and root are answered. See package
+// internal/live for the API, the socket path rule (long paths) and the
+// security checks; Options.NoSocket turns it off, and Serving tells
+// whether it runs.
+//
 // # Caveats
 //
 //   - Memory: the records, plus the encoding of each (kept between

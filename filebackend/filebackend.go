@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
+	"github.com/go-ftl2/ftlstate/internal/live"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/state"
 	"github.com/go-ftl2/ftlstate/state/statefile"
@@ -38,6 +39,10 @@ type Options struct {
 	// MaxSize is the largest state file Open reads, in bytes; zero means
 	// statefile.DefaultMaxSize (1 GiB).
 	MaxSize int64
+	// NoSocket keeps a read-write Backend from serving the store to other
+	// processes while a State holds it (see Live reads in the package
+	// documentation).
+	NoSocket bool
 }
 
 // Backend is a state.Backend over one state.json file. It is safe for
@@ -50,6 +55,10 @@ type Backend struct {
 	maxSize  int64
 	lock     *lockinfo.Lock  // the exclusive lock on PATH.lock, holding our lock info; nil when read-only
 	stale    *state.LockInfo // lock info left by a holder that died, found at Open
+	holder   state.LockInfo  // the lock info this Backend wrote
+	noSocket bool
+	// live serves the store to other processes (see Serve).
+	live live.Service
 
 	// cur is the store as of the last successful rewrite. Its maps and
 	// records are never modified: each rewrite publishes new maps.
@@ -130,6 +139,7 @@ func Open(path string, opts *Options) (*Backend, error) {
 		base:     filepath.Base(path),
 		readOnly: o.ReadOnly,
 		maxSize:  o.MaxSize,
+		noSocket: o.NoSocket,
 		done:     make(chan struct{}),
 	}
 	b.wake = sync.NewCond(&b.mu)
@@ -178,7 +188,8 @@ func (b *Backend) acquire(timeout time.Duration) error {
 	}
 	b.lock = lk
 	b.stale = lk.Stale()
-	if err := lk.Write(lockinfo.Self()); err != nil {
+	b.holder = lockinfo.Self()
+	if err := lk.Write(b.holder); err != nil {
 		b.release()
 		return fmt.Errorf("filebackend: write lock info: %w", err)
 	}
@@ -186,12 +197,16 @@ func (b *Backend) acquire(timeout time.Duration) error {
 	return nil
 }
 
-// release clears the lock info and releases the lock.
+// release stops serving live reads, clears the lock info and releases
+// the lock.
 func (b *Backend) release() error {
 	if b.lock == nil {
 		return nil
 	}
-	err := b.lock.Release()
+	// Before the lock is released: no reader may find the socket of a
+	// store that someone else may already be writing.
+	serr := b.live.Stop()
+	err := errors.Join(serr, b.lock.Release())
 	b.lock = nil
 	if err != nil {
 		return fmt.Errorf("filebackend: %s: release lock: %w", b.path, err)

@@ -17,7 +17,9 @@ import (
 // A Backend may also offer optional capabilities, each an interface of
 // this package with a helper that falls back when it is missing (as
 // fs.Stat does for fs.StatFS): Checker (Check), LockReporter (StaleLock),
-// and, on its Snapshots, TypeIndex (ResourcesOfType).
+// and, on its Snapshots, TypeIndex (ResourcesOfType). Server (Serve) is
+// used by State.Open itself: a backend that offers it lets other
+// processes read the store while the State holds it.
 //
 // # Records and ownership
 //

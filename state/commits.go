@@ -96,6 +96,18 @@ func (s *State) Commits(from uint64, max int) ([]Commit, <-chan struct{}, error)
 	return out, l.waitChan(), nil
 }
 
+// NextSerial returns the serial of the next commit Commits will hold: a
+// follower that starts now passes it to Commits and sees every commit
+// acknowledged from now on. It is 0 after Close.
+func (s *State) NextSerial() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0
+	}
+	return s.log.next
+}
+
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // commitLog holds the newest commits in a ring, in serial order. It is
@@ -195,21 +207,4 @@ func (l *commitLog) notify() {
 func (l *commitLog) close() {
 	l.notify()
 	l.wake = closedChan
-}
-
-// Server is an optional interface of a Backend that lets other processes
-// read the store while this process holds it for writing: boltbackend
-// and filebackend serve a read-only API on a Unix socket beside the store
-// (see their package documentation). State.Open calls Serve once, after
-// it has loaded the store, with the State itself: the backend serves the
-// State's memory (State.View) and its commits (State.Commits), so that
-// serving costs the store no disk reads and no locks a writer waits for.
-// The backend stops serving when it is closed, before it releases its
-// lock.
-//
-// An error from Serve does not fail Open: the store works, and other
-// processes find it locked as before; the backend keeps the error for
-// its caller (boltbackend.Backend.Serving).
-type Server interface {
-	Serve(st *State) error
 }

@@ -218,3 +218,16 @@ func TestState_OpenAsksTheBackendToServe(t *testing.T) {
 	require.NoError(t, st2.AddHost(&state.HostState{Name: "a"}))
 	st2.Close()
 }
+
+func TestState_NextSerial(t *testing.T) {
+	st, _ := openMemory(t)
+	next := st.NextSerial()
+	assert.Equal(t, st.Metadata().Serial+1, next)
+	require.NoError(t, st.AddHost(&state.HostState{Name: "a"}))
+	cs, _, err := st.Commits(next, 0)
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	assert.Equal(t, next+1, st.NextSerial())
+	st.Close()
+	assert.Zero(t, st.NextSerial())
+}

@@ -61,6 +61,23 @@ func StaleLock(b Backend) *LockInfo {
 	return nil
 }
 
+// Server is an optional interface of a Backend that lets other processes
+// read the store while this process holds it for writing: boltbackend
+// and filebackend serve a read-only API on a Unix socket beside the store
+// (see their package documentation). State.Open calls Serve once, after
+// it has loaded the store, with the State itself: the backend serves the
+// State's memory (State.View) and its commits (State.Commits), so that
+// serving costs the store no disk reads and no locks a writer waits for.
+// The backend stops serving when it is closed, before it releases its
+// lock.
+//
+// An error from Serve does not fail Open: the store works, and other
+// processes find it locked as before; the backend keeps the error for
+// its caller (boltbackend.Backend.Serving).
+type Server interface {
+	Serve(st *State) error
+}
+
 // TypeIndex is implemented by a Snapshot that can find the resources of
 // one type without reading the others (an index by type).
 //
