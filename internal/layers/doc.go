@@ -2,12 +2,13 @@
 // point one way, down this table, and that what only tests may use is
 // imported only by tests.
 //
-//	6  cmd/ftlstate                  the one place that wires everything together
-//	5  cmd/ftlstate/internal/bench   "ftlstate bench": backends and export, measured
+//	7  cmd/ftlstate                  the one place that wires everything together
+//	6  cmd/ftlstate/internal/bench   "ftlstate bench": backends and export, measured
 //	   internal/crashtest            the crash harness: writes, imports (export), crashes
-//	4  boltbackend, filebackend, etcdbackend, export
-//	3  state/statefile, state/statetest, internal/record, internal/lockinfo,
-//	   internal/benchkit
+//	5  boltbackend, filebackend, etcdbackend, export
+//	4  internal/live                 the live-read server the local backends run
+//	3  state/statefile, state/ansible, state/statetest, internal/record,
+//	   internal/lockinfo, internal/benchkit
 //	2  state                         State, the Backend contract, the types
 //	1  inventory                     the inventory types state hosts merge into
 //	   internal/testfs               tmpfs and powerfs mounts for tests
