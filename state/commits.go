@@ -13,8 +13,9 @@ type Commit struct {
 	Serial uint64
 	// Time is Metadata.UpdatedAt just after the commit.
 	Time time.Time
-	// Changes are the records the commit put (Host or Resource set) or
-	// deleted (nil), in the order they were staged. They are copies.
+	// Changes are the records the commit put (Host, Resource or
+	// Operation set) or deleted (nil), in the order they were staged.
+	// They are copies.
 	Changes []Change
 	// Replaced reports a Replace (an import): everything the store held
 	// was replaced. Changes is then empty; read the store again.
@@ -88,7 +89,7 @@ func (s *State) Commits(from uint64, max int) ([]Commit, <-chan struct{}, error)
 		cc := *c
 		cc.Changes = make([]Change, len(c.Changes))
 		for k, ch := range c.Changes {
-			ch.Host, ch.Resource = ch.Host.Clone(), ch.Resource.Clone()
+			ch.Host, ch.Resource, ch.Operation = ch.Host.Clone(), ch.Resource.Clone(), ch.Operation.Clone()
 			cc.Changes[k] = ch
 		}
 		out[j] = cc

@@ -320,6 +320,7 @@ type snapshot struct {
 	counted      bool
 	hosts        map[string]*state.HostState // fetched one by one; nil value: absent
 	resources    map[string]*state.ResourceState
+	ops          map[string]*state.Operation
 	err          error // the first error, returned by View
 }
 
@@ -456,6 +457,43 @@ func (s *snapshot) Resource(key string) (*state.ResourceState, bool, error) {
 	}
 	s.resources[key] = r
 	return r.Clone(), r != nil, nil
+}
+
+func (s *snapshot) Operation(id string) (*state.Operation, bool, error) {
+	if s.full != nil {
+		return s.full.Operation(id)
+	}
+	if op, ok := s.ops[id]; ok {
+		return op.Clone(), op != nil, nil
+	}
+	if s.err != nil {
+		return nil, false, s.err
+	}
+	c, serial, found, err := s.b.doc("/v1/operations?id=" + url.QueryEscape(id))
+	if err == nil {
+		err = s.at(serial)
+	}
+	if err != nil {
+		return nil, false, s.fail(err)
+	}
+	if s.ops == nil {
+		s.ops = map[string]*state.Operation{}
+	}
+	var op *state.Operation
+	if found {
+		op = c.Operations[id]
+		m := c.Metadata
+		s.meta = &m
+	}
+	s.ops[id] = op
+	return op.Clone(), op != nil, nil
+}
+
+func (s *snapshot) Operations(fn func(*state.Operation) error) error {
+	if err := s.fetchFull(); err != nil {
+		return err
+	}
+	return s.full.Operations(fn)
 }
 
 func (s *snapshot) Hosts(fn func(*state.HostState) error) error {

@@ -35,6 +35,9 @@
 //	GET /v1/resources?type=T         the resources of type T
 //	GET /v1/resources/KEY            one resource (404 when absent);
 //	GET /v1/resources?key=KEY        the same, for any key
+//	GET /v1/operations               the pending operations only
+//	GET /v1/operations/ID            one pending operation (404 when absent);
+//	GET /v1/operations?id=ID         the same, for any ID
 //	GET /v1/ansible/list             the Ansible inventory, --list
 //	GET /v1/ansible/host/NAME        one host's variables, --host NAME
 //	GET /v1/ansible/host?name=NAME   the same, for any name
@@ -52,8 +55,6 @@
 //
 //	curl --unix-socket state.db.sock http://localhost/v1/state
 //	curl -N --unix-socket state.db.sock http://localhost/v1/commits
-//
-// Pending operations are not served yet.
 //
 // # The socket
 //

@@ -205,6 +205,61 @@ func TestServer_CommitsGone(t *testing.T) {
 	assert.Contains(t, string(body), "commits from serial 1 are no longer held by the holder (the oldest it holds is serial 3)")
 }
 
+func TestServer_PendingOperations(t *testing.T) {
+	h := serve(t, t.TempDir())
+	fill(t, h.st, 1)
+	b, err := live.Open(h.store, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	s, err := b.Follow(context.Background(), 0)
+	require.NoError(t, err)
+	defer s.Close()
+	op, err := h.st.BeginOperation(&state.Operation{Action: state.ActionCreate, Resource: "vm:9", Host: "web09", Data: map[string]any{"token": "t-1", "n": 3}})
+	require.NoError(t, err)
+
+	code, _, body := get(t, raw(h.srv.Socket()), "/v1/operations")
+	require.Equal(t, 200, code)
+	doc, err := statefile.Decode(bytes.NewReader(body), nil)
+	require.NoError(t, err)
+	assert.Empty(t, doc.Hosts)
+	assert.Equal(t, []string{op.ID}, keys(doc.Operations))
+	code, _, _ = get(t, raw(h.srv.Socket()), "/v1/operations/"+op.ID)
+	assert.Equal(t, 200, code)
+	code, _, _ = get(t, raw(h.srv.Socket()), "/v1/operations?id=nope")
+	assert.Equal(t, 404, code)
+	_, _, body = get(t, raw(h.srv.Socket()), "/v1/hosts")
+	doc, err = statefile.Decode(bytes.NewReader(body), nil)
+	require.NoError(t, err)
+	assert.Empty(t, doc.Operations, "the hosts only")
+
+	require.NoError(t, b.View(func(snap state.Snapshot) error {
+		got, ok, err := snap.Operation(op.ID)
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, op, got)
+		return nil
+	}))
+	var ids []string
+	require.NoError(t, b.View(func(snap state.Snapshot) error {
+		return snap.Operations(func(o *state.Operation) error { ids = append(ids, o.ID); return nil })
+	}))
+	assert.Equal(t, []string{op.ID}, ids)
+
+	c, err := s.Next()
+	require.NoError(t, err)
+	require.Len(t, c.Changes, 1)
+	assert.Equal(t, state.KindOperation, c.Changes[0].Kind)
+	assert.Equal(t, op, c.Changes[0].Operation)
+	require.NoError(t, h.st.FinishOperation(op.ID, func(tx *state.Tx) error {
+		return tx.AddResource("vm:9", &state.ResourceState{Type: "vm", ID: "9"})
+	}))
+	c, err = s.Next()
+	require.NoError(t, err)
+	require.Len(t, c.Changes, 2, "the resource and the operation's removal, in one commit")
+	assert.Equal(t, state.KindResource, c.Changes[0].Kind)
+	assert.True(t, c.Changes[1].Delete())
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {

@@ -209,6 +209,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/hosts/{name...}", func(w http.ResponseWriter, r *http.Request) { s.host(w, r.PathValue("name")) })
 	mux.HandleFunc("GET /v1/resources", s.resources)
 	mux.HandleFunc("GET /v1/resources/{key...}", func(w http.ResponseWriter, r *http.Request) { s.resource(w, r.PathValue("key")) })
+	mux.HandleFunc("GET /v1/operations", s.operations)
+	mux.HandleFunc("GET /v1/operations/{id...}", func(w http.ResponseWriter, r *http.Request) { s.operation(w, r.PathValue("id")) })
 	mux.HandleFunc("GET /v1/ansible/list", s.ansibleList)
 	mux.HandleFunc("GET /v1/ansible/host", func(w http.ResponseWriter, r *http.Request) { s.ansibleHost(w, r.URL.Query().Get("name")) })
 	mux.HandleFunc("GET /v1/ansible/host/{name...}", func(w http.ResponseWriter, r *http.Request) { s.ansibleHost(w, r.PathValue("name")) })
@@ -353,8 +355,34 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.snapshot(func(*http.Request) *statefile.EncodeOptions {
-		return &statefile.EncodeOptions{Resource: func(string, *state.ResourceState) *state.ResourceState { return nil }}
+		return &statefile.EncodeOptions{Resource: noResource, Operation: noOperation}
 	})(w, r)
+}
+
+// The EncodeOptions hooks that leave a kind of record out.
+func noHost(*state.HostState) *state.HostState                     { return nil }
+func noResource(string, *state.ResourceState) *state.ResourceState { return nil }
+func noOperation(*state.Operation) *state.Operation                { return nil }
+
+// operations serves the pending operations, or with ?id=ID that one.
+func (s *Server) operations(w http.ResponseWriter, r *http.Request) {
+	if id, ok := r.URL.Query()["id"]; ok {
+		s.operation(w, id[0])
+		return
+	}
+	s.snapshot(func(*http.Request) *statefile.EncodeOptions {
+		return &statefile.EncodeOptions{Host: noHost, Resource: noResource}
+	})(w, r)
+}
+
+func (s *Server) operation(w http.ResponseWriter, id string) {
+	s.one(w, fmt.Sprintf("pending operation %q", id), func(snap state.Snapshot, c *state.Contents) (bool, error) {
+		op, ok, err := snap.Operation(id)
+		if ok {
+			c.Operations = map[string]*state.Operation{id: op}
+		}
+		return ok, err
+	})
 }
 
 func (s *Server) host(w http.ResponseWriter, name string) {
@@ -387,7 +415,7 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request) {
 	typ, byType := r.URL.Query()["type"]
 	if !byType {
 		s.snapshot(func(*http.Request) *statefile.EncodeOptions {
-			return &statefile.EncodeOptions{Host: func(*state.HostState) *state.HostState { return nil }}
+			return &statefile.EncodeOptions{Host: noHost, Operation: noOperation}
 		})(w, r)
 		return
 	}

@@ -27,17 +27,19 @@ const (
 //
 //	{"type":"commit","serial":12,"time":"2026-11-26T10:31:05.123456789Z",
 //	 "hosts":{"web01":{"name":"web01",...},"web02":null},
-//	 "resources":{"linode:1":{"type":"linode",...}}}
+//	 "resources":{"linode:1":{"type":"linode",...}},
+//	 "operations":{"4f0c...":null}}
 //
-// Hosts and Resources hold the records the commit put, in the documented
-// state.json form, and null for those it removed; a section is left out
-// when the commit did not touch it.
+// Hosts, Resources and Operations (pending operations) hold the records
+// the commit put, in the documented state.json form, and null for those
+// it removed; a section is left out when the commit did not touch it.
 type Line struct {
-	Type      string                          `json:"type"`
-	Serial    uint64                          `json:"serial"`
-	Time      *time.Time                      `json:"time,omitempty"`
-	Hosts     map[string]*state.HostState     `json:"hosts,omitempty"`
-	Resources map[string]*state.ResourceState `json:"resources,omitempty"`
+	Type       string                          `json:"type"`
+	Serial     uint64                          `json:"serial"`
+	Time       *time.Time                      `json:"time,omitempty"`
+	Hosts      map[string]*state.HostState     `json:"hosts,omitempty"`
+	Resources  map[string]*state.ResourceState `json:"resources,omitempty"`
+	Operations map[string]*state.Operation     `json:"operations,omitempty"`
 	// Message says why a stream ends (closed, error).
 	Message string `json:"message,omitempty"`
 }
@@ -62,13 +64,18 @@ func LineOf(c state.Commit) *Line {
 				l.Resources = map[string]*state.ResourceState{}
 			}
 			l.Resources[ch.Key] = ch.Resource
+		case state.KindOperation:
+			if l.Operations == nil {
+				l.Operations = map[string]*state.Operation{}
+			}
+			l.Operations[ch.Key] = ch.Operation
 		}
 	}
 	return l
 }
 
 // Commit returns the commit a commit or replaced line describes, its
-// changes in key order, hosts first.
+// changes in key order, hosts first, then resources, then operations.
 func (l *Line) Commit() state.Commit {
 	c := state.Commit{Serial: l.Serial, Replaced: l.Type == LineReplaced}
 	if l.Time != nil {
@@ -79,6 +86,9 @@ func (l *Line) Commit() state.Commit {
 	}
 	for _, k := range sortedKeys(l.Resources) {
 		c.Changes = append(c.Changes, state.Change{Kind: state.KindResource, Key: k, Resource: l.Resources[k]})
+	}
+	for _, k := range sortedKeys(l.Operations) {
+		c.Changes = append(c.Changes, state.Change{Kind: state.KindOperation, Key: k, Operation: l.Operations[k]})
 	}
 	return c
 }
@@ -119,6 +129,16 @@ func decodeLine(b []byte) (*Line, error) {
 			return nil, fmt.Errorf("commit stream: serial %d: resource %q: %w", l.Serial, k, err)
 		}
 		l.Resources[k] = n
+	}
+	for k, op := range l.Operations {
+		if op == nil {
+			continue
+		}
+		n, err := op.Normalize()
+		if err != nil {
+			return nil, fmt.Errorf("commit stream: serial %d: operation %q: %w", l.Serial, k, err)
+		}
+		l.Operations[k] = n
 	}
 	return &l, nil
 }
