@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-ftl2/ftlstate/state"
+	"github.com/go-ftl2/ftlstate/state/ansible"
 	"github.com/go-ftl2/ftlstate/state/statefile"
 )
 
@@ -924,14 +925,14 @@ func WriteFTL2(w io.Writer, v state.Viewer, opts *Options) error {
 // ftl2HostEntry returns h as an ftl2 host entry: ansible_host,
 // ansible_port, groups, added_at, ansible_user, then the vars, in ftl2's
 // order. The connection settings are the host's Ansible variables
-// (hostVars: the fields win over vars of the same names, and drop the
+// (ansible.HostVars: the fields win over vars of the same names, and drop the
 // older ansible_ssh_* aliases, exactly as in inventory --list), so that
 // the Python tool's inventory of the file is ours.
 func ftl2HostEntry(h *state.HostState, opts *Options) ([]pair, error) {
 	if _, ok := h.Vars["groups"]; ok {
 		return nil, fmt.Errorf(`var "groups" has no place in an ftl2 file (ftl2 reads that key as the host's group list); rename it: %w`, state.ErrInvalid)
 	}
-	vars := hostVars(h, opts)
+	vars := ansible.HostVars(h, ansibleOptions(opts))
 	var e []pair
 	field := func(key string) {
 		if v, ok := vars[key]; ok {

@@ -52,12 +52,13 @@ func Group(group string) (string, error) {
 	return name, nil
 }
 
-// hostVars returns the Ansible variables of h (or of what opts.Host
-// makes of it): its Vars, then ansible_host, ansible_port and ansible_user from its
-// fields, which win over Vars of the same names (and drop the older
-// aliases ansible_ssh_host, ansible_ssh_port and ansible_ssh_user, which
-// Ansible would otherwise prefer) when the field is set.
-func hostVars(h *state.HostState, opts *Options) map[string]any {
+// HostVars returns the Ansible variables of h (or of what opts.Host makes
+// of it), a new map: its Vars, then ansible_host, ansible_port and
+// ansible_user from its fields, which win over Vars of the same names
+// (and drop the older aliases ansible_ssh_host, ansible_ssh_port and
+// ansible_ssh_user, which Ansible would otherwise prefer) when the field
+// is set. opts may be nil.
+func HostVars(h *state.HostState, opts *Options) map[string]any {
 	if opts != nil && opts.Host != nil {
 		h = opts.Host(h)
 	}
@@ -164,7 +165,7 @@ func WriteList(w io.Writer, v state.Viewer, opts *Options) error {
 		bw.WriteString("  \"_meta\": {\n    \"hostvars\": {")
 		first := true
 		err = s.Hosts(func(h *state.HostState) error {
-			vars, err := marshal(hostVars(h, opts), "      ", "  ")
+			vars, err := marshal(HostVars(h, opts), "      ", "  ")
 			if err != nil {
 				return fmt.Errorf("host %q: %w", h.Name, err)
 			}
@@ -208,7 +209,7 @@ func WriteHost(w io.Writer, v state.Viewer, name string, opts *Options) error {
 		if !ok {
 			return fmt.Errorf("host %q not found", name)
 		}
-		b, err := marshal(hostVars(h, opts), "", "  ")
+		b, err := marshal(HostVars(h, opts), "", "  ")
 		if err != nil {
 			return fmt.Errorf("host %q: %w", name, err)
 		}
