@@ -2,6 +2,7 @@ package etcdbackend_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -79,4 +80,24 @@ func TestOperations_CheckFindsDamagedOperations(t *testing.T) {
 		assert.ErrorIs(t, s.Operations(func(*state.Operation) error { return nil }), state.ErrCorrupt)
 		return nil
 	}))
+}
+
+func TestLockHolder(t *testing.T) {
+	cfg := config(newPrefix(t))
+	w := openTB(t, cfg)
+	ro := cfg
+	ro.ReadOnly = true
+	r := openTB(t, ro)
+	h, err := r.LockHolder()
+	require.NoError(t, err)
+	require.NotNil(t, h, "the writer holds the lock")
+	assert.Equal(t, os.Getpid(), h.PID)
+	assert.False(t, h.Since.IsZero())
+	require.NoError(t, w.Close())
+	h, err = r.LockHolder()
+	require.NoError(t, err)
+	assert.Nil(t, h, "nobody holds it once the writer closed")
+	require.NoError(t, r.Close())
+	_, err = r.LockHolder()
+	assert.ErrorIs(t, err, state.ErrClosed)
 }

@@ -23,9 +23,10 @@ type Kind string
 
 // The kinds of Change.
 const (
-	KindMetadata Kind = "metadata"
-	KindHost     Kind = "host"
-	KindResource Kind = "resource"
+	KindMetadata  Kind = "metadata"
+	KindHost      Kind = "host"
+	KindResource  Kind = "resource"
+	KindOperation Kind = "operation"
 )
 
 // Op tells what a Change does.
@@ -46,9 +47,10 @@ const (
 // Change is one difference between two states.
 type Change struct {
 	Op Op
-	// Kind is KindHost, KindResource or KindMetadata.
+	// Kind is KindHost, KindResource, KindOperation or KindMetadata.
 	Kind Kind
-	// Key is the host name or resource key; empty for metadata.
+	// Key is the host name, resource key or operation ID; empty for
+	// metadata.
 	Key string
 	// Field is the JSON path of the value inside the record, in the
 	// state.json field names ("address", "vars.tls.cert",
@@ -56,15 +58,15 @@ type Change struct {
 	// removed.
 	Field string
 	// Path is the full JSON path: "hosts.web01.address",
-	// "resources.linode:123.data.ipv4.0", "metadata.serial", or
-	// "hosts.web03" for a whole record. Map keys that are not plain words
+	// "resources.linode:123.data.ipv4.0", "operations.3f9a.holder",
+	// "metadata.serial", or "hosts.web03" for a whole record. Map keys that are not plain words
 	// (letters, digits, '_', '-', ':') are quoted as Go string literals:
 	// hosts."web01.example.com".vars."ansible ssh args". List elements are
 	// numbered from 0.
 	Path string
 	// Old is the value in the first state; for a whole record removed, the
-	// record (*state.HostState or *state.ResourceState). Unset (nil) for
-	// OpAdd.
+	// record (*state.HostState, *state.ResourceState or *state.Operation).
+	// Unset (nil) for OpAdd.
 	Old any
 	// New is the value in the second state; for a whole record added, the
 	// record. Unset (nil) for OpRemove.
@@ -173,9 +175,10 @@ type Counts struct {
 // with several field changes counts once; the metadata counts as one
 // record that may change.
 type Summary struct {
-	Hosts     Counts `json:"hosts"`
-	Resources Counts `json:"resources"`
-	Metadata  Counts `json:"metadata"`
+	Hosts      Counts `json:"hosts"`
+	Resources  Counts `json:"resources"`
+	Operations Counts `json:"operations"`
+	Metadata   Counts `json:"metadata"`
 }
 
 // Summary counts the records in r.
@@ -191,6 +194,8 @@ func (r *Result) Summary() Summary {
 			n = &s.Hosts
 		case KindResource:
 			n = &s.Resources
+		case KindOperation:
+			n = &s.Operations
 		default:
 			n = &s.Metadata
 		}
@@ -236,13 +241,15 @@ func (r *Result) WriteText(w io.Writer) error {
 //	  "summary": {
 //	    "hosts": {"add": 0, "change": 1, "remove": 0},
 //	    "resources": {"add": 0, "change": 0, "remove": 0},
+//	    "operations": {"add": 0, "change": 0, "remove": 0},
 //	    "metadata": {"add": 0, "change": 0, "remove": 0}
 //	  }
 //	}
 //
 // Each change has the fields of Change: "op" ("add", "remove" or
-// "change"), "path", "kind" ("host", "resource" or "metadata"), "key"
-// ("" for metadata), "field" ("" for a whole record), and "old" (absent
+// "change"), "path", "kind" ("host", "resource", "operation" or
+// "metadata"), "key" ("" for metadata), "field" ("" for a whole record),
+// and "old" (absent
 // for "add") and "new" (absent for "remove"), which may be null. A whole
 // record added or removed is given in its state.json form. "changes" is
 // [] when the states compare equal. The field names are stable.
@@ -306,8 +313,13 @@ func DiffFunc(a, b state.Viewer, opts *DiffOptions, fn func(Change) error) error
 					return s.Resources(func(k string, r *state.ResourceState) error { return fn(keyed{k, r}) })
 				}
 			}
-			return merge(rs(sa), rs(sb), func(k keyed) string { return k.key },
+			err = merge(rs(sa), rs(sb), func(k keyed) string { return k.key },
 				func(x, y keyed) error { d.resource(x, y); return d.err })
+			if err != nil {
+				return err
+			}
+			return merge(sa.Operations, sb.Operations, func(op *state.Operation) string { return op.ID },
+				func(x, y *state.Operation) error { d.operation(x, y); return d.err })
 		})
 	})
 	switch {
@@ -374,6 +386,8 @@ func (d *differ) redact(v any, secret bool) any {
 		return RedactHost(v)
 	case *state.ResourceState:
 		return RedactResource(v)
+	case *state.Operation:
+		return RedactOperation(v)
 	}
 	return RedactValue(v)
 }
@@ -430,6 +444,28 @@ func (d *differ) resource(x, y keyed) {
 		d.tags(a.Tags, b.Tags)
 		d.times("created_at", a.CreatedAt, b.CreatedAt)
 		d.times("updated_at", a.UpdatedAt, b.UpdatedAt)
+	}
+}
+
+// operation compares two versions of a pending operation; one of them
+// may be nil. started_at is a timestamp: compared only with Timestamps.
+func (d *differ) operation(a, b *state.Operation) {
+	switch {
+	case b == nil:
+		d.record(KindOperation, "operations", a.ID)
+		d.emit(OpRemove, "", a, nil, false)
+	case a == nil:
+		d.record(KindOperation, "operations", b.ID)
+		d.emit(OpAdd, "", nil, b, false)
+	default:
+		d.record(KindOperation, "operations", a.ID)
+		d.scalar("id", a.ID, b.ID)
+		d.scalar("action", a.Action, b.Action)
+		d.scalar("resource", a.Resource, b.Resource)
+		d.scalar("host", a.Host, b.Host)
+		d.maps("data", a.Data, b.Data, false)
+		d.times("started_at", a.StartedAt, b.StartedAt)
+		d.scalar("holder", a.Holder, b.Holder)
 	}
 }
 

@@ -91,6 +91,7 @@ func TestDiff_EqualStates(t *testing.T) {
 	assert.JSONEq(t, `{"changes": [], "summary": {
 		"hosts": {"add": 0, "change": 0, "remove": 0},
 		"resources": {"add": 0, "change": 0, "remove": 0},
+		"operations": {"add": 0, "change": 0, "remove": 0},
 		"metadata": {"add": 0, "change": 0, "remove": 0}}}`, buf.String())
 }
 
@@ -338,6 +339,7 @@ func TestDiff_JSONForm(t *testing.T) {
 	  "summary": {
 	    "hosts": {"add": 1, "change": 1, "remove": 1},
 	    "resources": {"add": 0, "change": 0, "remove": 0},
+	    "operations": {"add": 0, "change": 0, "remove": 0},
 	    "metadata": {"add": 0, "change": 0, "remove": 0}
 	  }
 	}`, buf.String())

@@ -1,17 +1,18 @@
 // Package export renders a state store for people and for other tools: the
 // documented state.json (Write, Read, Import), the differences between two
 // states (Diff), redaction of secrets for review (RedactHost,
-// RedactResource, Options.Redact), the hosts as an Ansible dynamic
-// inventory (WriteInventoryList, WriteInventoryHost), and the state files
-// of the Python ftl2 (WriteFTL2, ReadFTL2, ReadAny).
+// RedactResource, RedactOperation, Options.Redact), the hosts as an
+// Ansible dynamic inventory (WriteInventoryList, WriteInventoryHost), and
+// the state files of the Python ftl2 (WriteFTL2, ReadFTL2, ReadAny).
 //
 // Every function reads a state.Viewer, so it works on any backend and on a
 // *state.State, from one consistent snapshot.
 //
 // # Diff
 //
-// Diff(a, b, opts) lists the changes that turn a into b: hosts and
-// resources added, removed and changed, a changed record field by field.
+// Diff(a, b, opts) lists the changes that turn a into b: hosts,
+// resources and pending operations added, removed and changed, a changed
+// record field by field.
 // Vars and Data are compared recursively, maps key by key and lists
 // element by element (by index), and each change names its JSON path:
 //
@@ -20,6 +21,7 @@
 //	- hosts.web02
 //	+ hosts.web03
 //	~ resources.linode:1.data.ipv4.0: "192.168.1.10" -> "192.168.1.11"
+//	- operations.3f9a1c2e4b5d6071
 //
 // That is the text form (Result.WriteText; "+" added, "-" removed, "~"
 // changed, values as JSON). Result.WriteJSON writes the same changes in a
@@ -27,7 +29,7 @@
 // whether there were any, for an exit status like diff(1)'s.
 //
 // By default Diff compares content only. Timestamps (created_at,
-// updated_at) are ignored: they say when a record was written, not what it
+// updated_at, an operation's started_at) are ignored: they say when a record was written, not what it
 // holds, and a store re-created by a later run, or imported from an
 // export, should compare equal to the original when its content is the
 // same. Metadata (version, serial, lineage) is ignored too, since any
@@ -43,8 +45,9 @@
 // IsSecretKey tells which keys look secret ("password", "passwd",
 // "passphrase", "secret", "token", "private_key", "api_key",
 // "credential", in any case and spelling:
-// "API-Key", "apiKey"). RedactHost and RedactResource return copies of a
-// record whose Vars, Data and Tags values under such keys, at any depth
+// "API-Key", "apiKey"). RedactHost, RedactResource and RedactOperation
+// return copies of a record whose Vars, Data and Tags values under such
+// keys, at any depth
 // (in maps, and in maps inside lists), are replaced by "<redacted>";
 // Options.Redact does the same to the Ansible inventory, and
 // DiffOptions.Redact to the values a Diff reports. Nothing is redacted
@@ -171,10 +174,11 @@
 // The same content always gives the same bytes.
 //
 //   - Diff: metadata changes first, then hosts in name order, then
-//     resources in key order (byte order); within a record, fields in
-//     state.json order (hosts: name, address, port, user, vars, group,
-//     groups, created_at, updated_at; resources: type, id, name, data, tags,
-//     created_at, updated_at), map keys in byte order, list elements by
+//     resources in key order, then pending operations in ID order (byte
+//     order); within a record, fields in state.json order (hosts: name,
+//     address, port, user, vars, group, groups, created_at, updated_at;
+//     resources: type, id, name, data, tags, created_at, updated_at;
+//     operations: id, action, resource, host, data, started_at, holder), map keys in byte order, list elements by
 //     index. JSON is indented by two spaces.
 //   - Inventory: as state/ansible renders it.
 //

@@ -176,6 +176,11 @@ func ExampleResult_WriteJSON() {
 	//       "change": 0,
 	//       "remove": 0
 	//     },
+	//     "operations": {
+	//       "add": 0,
+	//       "change": 0,
+	//       "remove": 0
+	//     },
 	//     "metadata": {
 	//       "add": 0,
 	//       "change": 0,

@@ -21,6 +21,7 @@ func Write(w io.Writer, v state.Viewer, opts *Options) error {
 	if opts.redact() {
 		eo.Host = RedactHost
 		eo.Resource = func(_ string, r *state.ResourceState) *state.ResourceState { return RedactResource(r) }
+		eo.Operation = RedactOperation
 	}
 	return v.View(func(snap state.Snapshot) error {
 		return statefile.Encode(w, snap, eo)

@@ -88,6 +88,18 @@ func RedactResource(r *state.ResourceState) *state.ResourceState {
 	return &c
 }
 
+// RedactOperation returns a copy of op whose Data holds Redacted under
+// every secret-looking key, at any depth (see RedactValue); nil gives nil.
+// op is not modified.
+func RedactOperation(op *state.Operation) *state.Operation {
+	if op == nil {
+		return nil
+	}
+	c := *op
+	c.Data = redactMap(op.Data)
+	return &c
+}
+
 // RedactValue returns a deep copy of v, a value in the state package's
 // value model (see state.NormalizeValue), in which every map entry under a
 // secret-looking key, at any depth, holds Redacted instead of its value.

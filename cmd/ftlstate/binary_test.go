@@ -60,15 +60,27 @@ func hold(p string) {
 		os.Exit(1)
 	}
 	defer b.Close()
+	if res := os.Getenv("FTLSTATE_TEST_HOLD_BEGIN"); res != "" {
+		// Begin an operation and hold it in flight, as a run does while
+		// it waits for the cloud.
+		st, err := state.Open(b)
+		if err == nil {
+			_, err = st.BeginOperation(&state.Operation{Action: state.ActionCreate, Resource: res})
+		}
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
 	fmt.Println("held")
 	time.Sleep(time.Minute)
 }
 
 // startHolder starts a process (the test binary) holding the store's lock.
-func startHolder(t *testing.T, p string) *exec.Cmd {
+func startHolder(t *testing.T, p string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "FTLSTATE_TEST_HOLD="+p)
+	cmd.Env = append(append(os.Environ(), "FTLSTATE_TEST_HOLD="+p), env...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

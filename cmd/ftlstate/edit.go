@@ -47,6 +47,7 @@ type original struct {
 	exists bool
 	host   *state.HostState
 	res    *state.ResourceState
+	op     *state.Operation
 	// unreadable is why a stored record could not be decoded (an error
 	// matching state.ErrCorrupt): it exists, but its fields are unknown.
 	// It can be removed or replaced, not edited.
@@ -86,9 +87,12 @@ func (e *edit) original(k recordKey) (original, error) {
 	}
 	var o original
 	var err error
-	if k.kind == state.KindHost {
+	switch k.kind {
+	case state.KindHost:
 		o.host, o.exists, err = e.snap.Host(k.key)
-	} else {
+	case state.KindOperation:
+		o.op, o.exists, err = e.snap.Operation(k.key)
+	default:
 		o.res, o.exists, err = e.snap.Resource(k.key)
 	}
 	if err != nil {
@@ -216,6 +220,34 @@ func (e *edit) removeResource(key string) (existed bool, err error) {
 		return false, nil
 	}
 	e.stage(state.Change{Kind: state.KindResource, Key: key})
+	return true, nil
+}
+
+// operation returns the pending operation id as the edit would leave it.
+func (e *edit) operation(id string) (*state.Operation, bool, error) {
+	k := recordKey{state.KindOperation, id}
+	if i, ok := e.at[k]; ok {
+		op := e.changes[i].Operation
+		return op.Clone(), op != nil, nil
+	}
+	o, err := e.original(k)
+	if err != nil || o.unreadable != nil {
+		return nil, o.exists, cmpErr(err, o.unreadable)
+	}
+	return o.op.Clone(), o.exists, nil
+}
+
+// removeOperation stages the removal of the pending operation id (see
+// removeHost).
+func (e *edit) removeOperation(id string) (existed bool, err error) {
+	_, exists, err := e.operation(id)
+	if err != nil && !errors.Is(err, state.ErrCorrupt) {
+		return false, err
+	}
+	if !exists {
+		return false, nil
+	}
+	e.stage(state.Change{Kind: state.KindOperation, Key: id})
 	return true, nil
 }
 
@@ -398,8 +430,8 @@ func (a *app) printNotes(notes []string) {
 // printPlan prints what a dry run would change: the diff on stdout (as
 // diff prints it), a summary on stderr.
 func (a *app) printPlan(e *edit, changes []state.Change) error {
-	before := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}}
-	after := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}}
+	before := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}, Operations: map[string]*state.Operation{}}
+	after := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}, Operations: map[string]*state.Operation{}}
 	var unreadable []string
 	for _, c := range changes {
 		o := e.orig[recordKey{c.Kind, c.Key}]
@@ -420,6 +452,13 @@ func (a *app) printPlan(e *edit, changes []state.Change) error {
 			}
 			if c.Resource != nil {
 				after.Resources[c.Key] = c.Resource
+			}
+		case state.KindOperation:
+			if o.exists && o.unreadable == nil {
+				before.Operations[c.Key] = o.op
+			}
+			if c.Operation != nil {
+				after.Operations[c.Key] = c.Operation
 			}
 		}
 	}

@@ -22,6 +22,12 @@ type checkReport struct {
 	Lineage   string          `json:"lineage"`
 	Problems  []string        `json:"problems"`
 	StaleLock *state.LockInfo `json:"stale_lock,omitempty"`
+	// Pending lists the pending operations; Attention counts those no
+	// running process can finish (see pendingFinding).
+	Pending   []pendingFinding `json:"pending"`
+	Attention int              `json:"attention"`
+	// Holder is the store's live lock holder, when check could see one.
+	Holder *state.LockInfo `json:"holder,omitempty"`
 }
 
 func (a *app) checkCommand() *cobra.Command {
@@ -35,7 +41,13 @@ the counters match; for a JSON store, that the file parses and every record is
 valid. It also reports lock info left by a process that died holding the store
 (harmless: the kernel released the lock, the next writer takes over).
 
-Exit status 0 when the store is sound, 1 with the findings when not.`,
+Pending operations (see 'ftlstate pending') that began before the store's
+current lock holder took the lock, or while nothing holds it, need attention:
+the process that began them is gone, and the provider may or may not have
+done what they describe. The next run's reconcile settles them.
+
+Exit status 0 when the store is sound and no pending operation needs
+attention, 1 with the findings when not.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			b, err := a.openBackend(a.statePath, true)
@@ -57,17 +69,25 @@ Exit status 0 when the store is sound, 1 with the findings when not.`,
 					rep.Problems = append(rep.Problems, oneLine(err.Error()))
 				}
 			}
+			rep.Holder = lockHolder(b)
 			err = b.View(func(s state.Snapshot) error {
 				rep.Hosts, rep.Resources = s.Len()
 				m := s.Metadata()
 				rep.Serial, rep.Lineage = m.Serial, m.Lineage
-				return nil
+				var err error
+				rep.Pending, err = pendingFindings(s, rep.Holder)
+				return err
 			})
+			for _, f := range rep.Pending {
+				if f.Attention {
+					rep.Attention++
+				}
+			}
 			if err != nil {
 				rep.Problems = append(rep.Problems, oneLine(err.Error()))
 			}
 			rep.StaleLock = state.StaleLock(b)
-			rep.OK = len(rep.Problems) == 0
+			rep.OK = len(rep.Problems) == 0 && rep.Attention == 0
 			if out != formatTable {
 				if err := writeData(a.stdout, out, rep); err != nil {
 					return err
@@ -79,10 +99,22 @@ Exit status 0 when the store is sound, 1 with the findings when not.`,
 				for _, p := range rep.Problems {
 					fmt.Fprintf(a.stdout, "problem: %s\n", p)
 				}
-				if rep.OK {
-					fmt.Fprintf(a.stdout, "ok: %s: %d hosts, %d resources, serial %d\n", a.statePath, rep.Hosts, rep.Resources, rep.Serial)
-				} else {
-					fmt.Fprintf(a.stdout, "%s: %d problem(s) found\n", a.statePath, len(rep.Problems))
+				for _, f := range rep.Pending {
+					if f.Attention {
+						fmt.Fprintln(a.stdout, attentionLine(a.statePath, f.Operation, rep.Holder))
+					}
+				}
+				inFlight := ""
+				if n := len(rep.Pending) - rep.Attention; n > 0 {
+					inFlight = fmt.Sprintf(", %d pending operation(s) in flight in %s", n, rep.Holder)
+				}
+				switch {
+				case rep.OK:
+					fmt.Fprintf(a.stdout, "ok: %s: %d hosts, %d resources%s, serial %d\n", a.statePath, rep.Hosts, rep.Resources, inFlight, rep.Serial)
+				case len(rep.Problems) == 0:
+					fmt.Fprintf(a.stdout, "%s: sound; %d pending operation(s) need attention%s\n", a.statePath, rep.Attention, inFlight)
+				default:
+					fmt.Fprintf(a.stdout, "%s: %d problem(s) found, %d pending operation(s) need attention\n", a.statePath, len(rep.Problems), rep.Attention)
 				}
 			}
 			if !rep.OK {

@@ -179,6 +179,7 @@ Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
 		a.exportCommand(), a.importCommand(), a.diffCommand(),
 		a.inventoryCommand(),
 		a.backupsCommand(), a.restoreCommand(), a.salvageCommand(),
+		a.pendingCommand(),
 		a.checkCommand(), a.compactCommand(),
 		a.demoCommand(), a.benchCommand(), a.versionCommand(),
 	)

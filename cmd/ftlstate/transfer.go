@@ -208,8 +208,9 @@ func (a *app) diffCommand() *cobra.Command {
 		Use:   "diff A B [-o json]",
 		Short: "Show what changed from state A to state B (stores, backups or state.json files)",
 		Long: `diff compares two states, each a store or a state.json file (an export, a JSON
-store, a backup; each is read by its content): hosts and resources added (+),
-removed (-) and changed (~), field by field, in a deterministic order;
+store, a backup; each is read by its content): hosts, resources and pending
+operations added (+), removed (-) and changed (~), field by field, in a
+deterministic order;
 coloured on a terminal (not with --no-color or NO_COLOR).
 
 Timestamps and metadata (serial, lineage) are left out unless --timestamps and
