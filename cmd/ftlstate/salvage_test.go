@@ -66,7 +66,9 @@ func TestSalvage(t *testing.T) {
 	r = ok(t, "--state", p, "import", out)
 	assert.Contains(t, r.stderr, "backup of the previous state")
 	assert.Equal(t, "db01\nweb01\n", ok(t, "--state", p, "hosts", "-o", "name").stdout)
-	ok(t, "--state", p, "check")
+	r = ftl(t, "--state", p, "check")
+	assert.Equal(t, 1, r.code, "sound, but the pending operation nobody is running needs attention")
+	assert.Contains(t, r.stdout, p+": sound; 1 pending operation(s) need attention")
 	r = ok(t, "--state", p, "export")
 	assert.Contains(t, r.stdout, id, "the pending operation is in the rebuilt store")
 
