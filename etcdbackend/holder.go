@@ -17,7 +17,7 @@ func (b *Backend) LockHolder() (*state.LockInfo, error) {
 		return nil, b.errorf("%w", state.ErrClosed)
 	}
 	defer b.ops.Leave()
-	ctx, cancel := b.request(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
 	defer cancel()
 	resp, err := b.client.Get(ctx, b.keys.lock)
 	if err != nil {

@@ -85,6 +85,8 @@ func TestOperations_CheckFindsDamagedOperations(t *testing.T) {
 func TestLockHolder(t *testing.T) {
 	cfg := config(newPrefix(t))
 	w := openTB(t, cfg)
+	_, err := w.Commit(&state.Batch{}) // a write open creates the store with its first commit
+	require.NoError(t, err)
 	ro := cfg
 	ro.ReadOnly = true
 	r := openTB(t, ro)
