@@ -12,8 +12,8 @@ import (
 )
 
 func TestBackend(t *testing.T) {
-	statetest.TestBackend(t, func(t testing.TB, dir string) state.Backend {
-		b, err := boltbackend.Open(filepath.Join(dir, "state.db"), nil)
+	statetest.TestBackend(t, func(t testing.TB, dir string, opts statetest.OpenOptions) state.Backend {
+		b, err := boltbackend.Open(filepath.Join(dir, "state.db"), &boltbackend.Options{ReadOnly: opts.ReadOnly})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -376,6 +376,6 @@ func TestCommit_UnknownOutcomeStopsWrites(t *testing.T) {
 		assert.False(t, ok, "refused after the failure")
 		return nil
 	}))
-	_, err = b.Commit(hostBatch("after reopen"))
+	_, err = b.Commit(hostBatch("after-reopen"))
 	assert.NoError(t, err)
 }

@@ -63,9 +63,11 @@ func openTB(t testing.TB, cfg etcdbackend.Config) *etcdbackend.Backend {
 }
 
 func TestBackend(t *testing.T) {
-	statetest.TestBackend(t, func(t testing.TB, dir string) state.Backend {
+	statetest.TestBackend(t, func(t testing.TB, dir string, opts statetest.OpenOptions) state.Backend {
 		// dir is unique to the subtest and the same on reopen.
-		b, err := etcdbackend.Open(context.Background(), config("/statetest"+dir))
+		cfg := config("/statetest" + dir)
+		cfg.ReadOnly = opts.ReadOnly
+		b, err := etcdbackend.Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,8 +36,8 @@ func open(t testing.TB, path string, opts *filebackend.Options) *filebackend.Bac
 }
 
 func TestBackend(t *testing.T) {
-	statetest.TestBackend(t, func(t testing.TB, dir string) state.Backend {
-		b, err := filebackend.Open(filepath.Join(dir, "state.json"), nil)
+	statetest.TestBackend(t, func(t testing.TB, dir string, opts statetest.OpenOptions) state.Backend {
+		b, err := filebackend.Open(filepath.Join(dir, "state.json"), &filebackend.Options{ReadOnly: opts.ReadOnly})
 		require.NoError(t, err)
 		return b
 	})

@@ -44,7 +44,7 @@ func helper(cmd string) int {
 			fmt.Println(err)
 			return 4
 		}
-		now := time.Now()
+		now := state.Timestamp(time.Now())
 		if _, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: "held",
 			Host: &state.HostState{Name: "held", CreatedAt: now, UpdatedAt: now}}}}); err != nil {
 			fmt.Println(err)

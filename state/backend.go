@@ -2,7 +2,9 @@ package state
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -79,8 +81,9 @@ type Backend interface {
 // byte order of the host name or resource key (not in the order of
 // strings.ToLower, nor of Unicode collation). Callback errors stop an
 // iteration and are returned unchanged. Errors from the store itself (a
-// record that cannot be decoded) match ErrCorrupt. A Snapshot may be used
-// from several goroutines while its View runs, and not after.
+// record that cannot be decoded) match ErrCorrupt. A Snapshot is valid
+// until its View's function returns, for one goroutine at a time (bbolt's
+// transactions are not safe for concurrent use).
 //
 // A Snapshot with an index of resources by type implements TypeIndex;
 // callers use the ResourcesOfType function, which falls back to
@@ -189,13 +192,16 @@ type Batch struct {
 //     Resource for KindResource, Operation for KindOperation; a host is
 //     stored under its own name (Host.Name == Key), an operation under
 //     its own ID (Operation.ID == Key);
-//   - a put's timestamps lie in years 0 to 9999;
+//   - a put's record is valid and in the package's normalized form:
+//     Normalize accepts it and returns it unchanged (so a backend never
+//     stores what it could not return as it was given, or read back);
 //   - no record (kind and key) appears twice.
 //
-// Validate does not validate the records' contents again: the caller
-// built them with Normalize (see Validation in the package
-// documentation). The error matches ErrInvalid and names the change, such
-// as `host "web01": name: does not match its key`.
+// The error matches ErrInvalid and names the change and the field, such
+// as `host "web01": name: "web1" does not match its key` or
+// `host "web01": port: must be 0..65535`. See Validation in the package
+// documentation for what Normalize, Validate and the backends' codecs
+// each check.
 func (b *Batch) Validate() error {
 	if b == nil {
 		return fmt.Errorf("nil batch: %w", ErrInvalid)
@@ -259,14 +265,33 @@ func (c *Change) validate() *FieldError {
 		if c.Host.Name != c.Key {
 			return &FieldError{Path: "name", Msg: fmt.Sprintf("%q does not match its key", c.Host.Name)}
 		}
-		return checkTimes(c.Host.CreatedAt, c.Host.UpdatedAt)
+		n, err := c.Host.Normalize()
+		return normalized(n, c.Host, err)
 	case c.Resource != nil:
-		return checkTimes(c.Resource.CreatedAt, c.Resource.UpdatedAt)
+		n, err := c.Resource.Normalize()
+		return normalized(n, c.Resource, err)
 	case c.Operation != nil:
 		if c.Operation.ID != c.Key {
 			return &FieldError{Path: "id", Msg: fmt.Sprintf("%q does not match its key", c.Operation.ID)}
 		}
-		return checkYear("started_at", c.Operation.StartedAt)
+		n, err := c.Operation.Normalize()
+		return normalized(n, c.Operation, err)
+	}
+	return nil
+}
+
+// normalized reports the error of Normalize(rec), or that rec differs
+// from n, what Normalize made of it.
+func normalized[T any](n, rec *T, err error) *FieldError {
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return fe
+		}
+		return &FieldError{Msg: err.Error()}
+	}
+	if !reflect.DeepEqual(n, rec) {
+		return &FieldError{Msg: "not in normalized form (Normalize changes it: a value outside the value model, a time that is not UTC or has a monotonic reading, an empty Groups)"}
 	}
 	return nil
 }

@@ -53,6 +53,11 @@ func TestBatchValidate(t *testing.T) {
 		"host on operation": {&state.Batch{Changes: []state.Change{{Kind: state.KindOperation, Key: "a", Host: host("a")}}}, `operation "a": host: set on an operation change`},
 		"operation on host": {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: host("a"), Operation: &state.Operation{ID: "a"}}}}, `host "a": operation: set on a host change`},
 		"operation twice":   {&state.Batch{Changes: []state.Change{{Kind: state.KindOperation, Key: "a"}, {Kind: state.KindOperation, Key: "a"}}}, `operation "a": changed twice in one batch`},
+		"port":              {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: &state.HostState{Name: "a", Port: -1}}}}, `host "a": port: must be 0..65535`},
+		"resource type":     {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: "r", Resource: &state.ResourceState{}}}}, `resource "r": type: must not be empty`},
+		"not normalized":    {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: &state.HostState{Name: "a", Vars: map[string]any{"n": 1}}}}}, `host "a": not in normalized form`},
+		"monotonic time":    {&state.Batch{Changes: []state.Change{{Kind: state.KindHost, Key: "a", Host: &state.HostState{Name: "a", CreatedAt: time.Now()}}}}, `host "a": not in normalized form`},
+		"value model":       {&state.Batch{Changes: []state.Change{{Kind: state.KindResource, Key: "r", Resource: &state.ResourceState{Type: "t", Data: map[string]any{"c": make(chan int)}}}}}, `resource "r": data.c: chan int value is not representable in JSON`},
 	}
 	for name, tc := range bad {
 		err := tc.b.Validate()

@@ -103,7 +103,7 @@ func (s *State) Replace(c *Contents, force bool) error {
 		return fmt.Errorf("state: replace: %w", err)
 	}
 
-	now := Timestamp(time.Now())
+	now := Timestamp(s.now())
 	meta := ReplaceMetadata(cur, cc.Metadata, now)
 
 	changes := make([]Change, 0, len(cc.Hosts)+len(cc.Resources)+len(cc.Operations))

@@ -17,6 +17,9 @@ import (
 // change. It is safe for concurrent use; see the package documentation.
 type State struct {
 	b Backend
+	// now is the clock of records' and batches' times: time.Now, or a
+	// test's clock (export_test.go).
+	now func() time.Time
 
 	// gate is held shared by every write for its whole duration and
 	// exclusively by Close and Replace, which need the store to themselves.
@@ -56,6 +59,7 @@ type State struct {
 func Open(b Backend) (*State, error) {
 	s := &State{
 		b:         b,
+		now:       time.Now,
 		hosts:     make(map[string]*HostState),
 		resources: make(map[string]*ResourceState),
 		byType:    make(map[string]map[string]struct{}),
@@ -364,7 +368,7 @@ func (s *State) write(changes []Change) error {
 	}
 	defer s.keys.lock(changes)()
 
-	now := Timestamp(time.Now())
+	now := Timestamp(s.now())
 	effective := make([]Change, 0, len(changes))
 	s.mu.RLock()
 	for _, c := range changes {

@@ -178,21 +178,71 @@ func TestState_WritesOfSameKeyAreSerialized(t *testing.T) {
 	assert.Equal(t, 1, maxInFlight, "two writes of one key never in flight together")
 }
 
+// closeSpy is a backend whose Close does not wait for anything: it notes
+// whether a Commit was in flight when it was called, so that only the
+// State's own waiting keeps them apart.
+type closeSpy struct {
+	*statetest.Memory
+	mu             sync.Mutex
+	inFlight       int
+	closedInFlight bool
+	closeCalled    chan struct{}
+}
+
+func (c *closeSpy) Commit(b *state.Batch) (state.Metadata, error) {
+	c.mu.Lock()
+	c.inFlight++
+	c.mu.Unlock()
+	defer func() { c.mu.Lock(); c.inFlight--; c.mu.Unlock() }()
+	return c.Memory.Commit(b)
+}
+
+func (c *closeSpy) Close() error {
+	c.mu.Lock()
+	c.closedInFlight = c.closedInFlight || c.inFlight > 0
+	c.mu.Unlock()
+	close(c.closeCalled)
+	return nil
+}
+
+// Close waits for the writes in flight: it closes the backend only after
+// they returned, and they succeed.
 func TestState_CloseWaitsForWritesInFlight(t *testing.T) {
-	b := statetest.NewMemory()
-	started := make(chan struct{})
+	b := &closeSpy{Memory: statetest.NewMemory(), closeCalled: make(chan struct{})}
+	defer b.Memory.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
 	b.FailCommits(func(*state.Batch) error {
-		close(started)
-		time.Sleep(20 * time.Millisecond)
+		close(entered)
+		<-release // the write stays in flight until the test lets it go
 		return nil
 	})
 	st, err := state.Open(b)
 	require.NoError(t, err)
-	errc := make(chan error)
-	go func() { errc <- st.AddHost(&state.HostState{Name: "h"}) }()
-	<-started
-	require.NoError(t, st.Close())
-	require.NoError(t, <-errc, "a write in flight when Close was called completes")
+	written := make(chan error)
+	go func() { written <- st.AddHost(&state.HostState{Name: "h"}) }()
+	<-entered
+	closed := make(chan error)
+	go func() { closed <- st.Close() }()
+	// A Close that does not wait calls the backend's Close at once; give
+	// it the time to, before letting the write go.
+	select {
+	case <-b.closeCalled:
+		t.Error("Close closed the backend while a write was in flight")
+	case err := <-closed:
+		t.Errorf("Close returned (%v) while a write was in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	require.NoError(t, <-written, "a write in flight when Close was called completes")
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after the write did")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	assert.False(t, b.closedInFlight, "the backend was closed while a Commit was in flight")
 }
 
 func TestOpen_ClosesBackendOnLoadError(t *testing.T) {

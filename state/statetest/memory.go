@@ -2,7 +2,10 @@ package statetest
 
 import (
 	"fmt"
+	"io/fs"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ftl2/ftlstate/internal/inflight"
@@ -11,9 +14,12 @@ import (
 
 // Memory is an in-memory Backend for tests. Commits are atomic and, while
 // the process lives, durable; a store outlives its Backend handle when it
-// comes from MemoryStores, so tests can close and reopen it.
+// comes from MemoryStores, so tests can close and reopen it. Like a real
+// store it keeps every committed version apart: a View sees the store as
+// of its start and never makes a Commit wait.
 type Memory struct {
-	store *memStore
+	store    *memStore
+	readOnly bool
 	// ops tracks Views and Commits in flight; Close waits for them.
 	ops inflight.Ops
 
@@ -26,26 +32,30 @@ type Memory struct {
 var _ state.Backend = (*Memory)(nil)
 
 type memStore struct {
-	mu sync.RWMutex // guards the fields below; held during View callbacks
-	// open is true while a Memory handle holds the store (its "lock").
+	// cur is the store as of the last commit. Its maps and records are
+	// never modified: a commit publishes new maps.
+	cur atomic.Pointer[state.Contents]
+
+	mu sync.Mutex // guards the field below; held by a commit
+	// open is true while a read-write Memory handle holds the store (its
+	// "lock").
 	open bool
-	// contents holds immutable records and the metadata.
-	contents state.Contents
 }
 
 func newStore() *memStore {
-	c := state.Contents{
+	s := &memStore{}
+	s.cur.Store(&state.Contents{
+		Metadata:   state.NewMetadata(time.Now()),
 		Hosts:      make(map[string]*state.HostState),
 		Resources:  make(map[string]*state.ResourceState),
 		Operations: make(map[string]*state.Operation),
-	}
-	return &memStore{contents: c}
+	})
+	return s
 }
 
 // NewMemory returns a Backend over a new empty store of its own.
 func NewMemory() *Memory {
 	s := newStore()
-	s.contents.Metadata = state.NewMetadata(time.Now())
 	s.open = true
 	return &Memory{store: s}
 }
@@ -71,7 +81,6 @@ func (ms *MemoryStores) Open(name string) (*Memory, error) {
 	s, ok := ms.stores[name]
 	if !ok {
 		s = newStore()
-		s.contents.Metadata = state.NewMetadata(time.Now())
 		ms.stores[name] = s
 	}
 	s.mu.Lock()
@@ -81,6 +90,20 @@ func (ms *MemoryStores) Open(name string) (*Memory, error) {
 	}
 	s.open = true
 	return &Memory{store: s}, nil
+}
+
+// OpenReadOnly returns a Backend that reads the named store, which must
+// exist (an error matching fs.ErrNotExist otherwise): its Commit fails
+// with an error matching state.ErrReadOnly. It takes no lock, so it opens
+// while a writer holds the store, and sees the writer's commits.
+func (ms *MemoryStores) OpenReadOnly(name string) (*Memory, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	s, ok := ms.stores[name]
+	if !ok {
+		return nil, fmt.Errorf("statetest: memory: %s: %w", name, fs.ErrNotExist)
+	}
+	return &Memory{store: s, readOnly: true}, nil
 }
 
 // FailCommits makes every following Commit call fn first and, when fn
@@ -95,23 +118,27 @@ func (m *Memory) FailCommits(fn func(*state.Batch) error) {
 
 var errClosed = fmt.Errorf("statetest: memory: %w", state.ErrClosed)
 
-// View implements state.Backend.
+// View implements state.Backend. The Snapshot is the store as of the last
+// Commit that returned before View began, whatever is committed while fn
+// runs.
 func (m *Memory) View(fn func(state.Snapshot) error) error {
 	if !m.ops.Enter() {
 		return errClosed
 	}
 	defer m.ops.Leave()
-	m.store.mu.RLock()
-	defer m.store.mu.RUnlock()
-	return fn(state.NewSnapshot(&m.store.contents))
+	return fn(state.NewSnapshot(m.store.cur.Load()))
 }
 
-// Commit implements state.Backend.
+// Commit implements state.Backend. It validates the batch
+// (state.Batch.Validate) and publishes a new version of the store.
 func (m *Memory) Commit(b *state.Batch) (state.Metadata, error) {
 	if !m.ops.Enter() {
 		return state.Metadata{}, errClosed
 	}
 	defer m.ops.Leave()
+	if m.readOnly {
+		return state.Metadata{}, fmt.Errorf("statetest: memory: commit: %w", state.ErrReadOnly)
+	}
 	if err := b.Validate(); err != nil {
 		return state.Metadata{}, fmt.Errorf("statetest: memory: %w", err)
 	}
@@ -124,34 +151,37 @@ func (m *Memory) Commit(b *state.Batch) (state.Metadata, error) {
 		}
 	}
 	s := m.store
-	s.mu.Lock() // waits for Views in progress, which keeps their snapshots consistent
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := &s.contents
-	meta := state.NextMetadata(c.Metadata, b)
-	hosts, resources, ops := c.Hosts, c.Resources, c.Operations
+	cur := s.cur.Load()
+	next := &state.Contents{Metadata: state.NextMetadata(cur.Metadata, b)}
 	if b.Replace != nil {
-		hosts = make(map[string]*state.HostState, len(b.Changes))
-		resources = make(map[string]*state.ResourceState, len(b.Changes))
-		ops = make(map[string]*state.Operation)
+		next.Hosts = make(map[string]*state.HostState, len(b.Changes))
+		next.Resources = make(map[string]*state.ResourceState, len(b.Changes))
+		next.Operations = make(map[string]*state.Operation)
+	} else {
+		next.Hosts = cloneMap(cur.Hosts)
+		next.Resources = cloneMap(cur.Resources)
+		next.Operations = cloneMap(cur.Operations)
 	}
 	for _, ch := range b.Changes {
 		switch {
 		case ch.Kind == state.KindOperation && ch.Operation == nil:
-			delete(ops, ch.Key)
+			delete(next.Operations, ch.Key)
 		case ch.Kind == state.KindOperation:
-			ops[ch.Key] = ch.Operation
+			next.Operations[ch.Key] = ch.Operation
 		case ch.Kind == state.KindHost && ch.Host == nil:
-			delete(hosts, ch.Key)
+			delete(next.Hosts, ch.Key)
 		case ch.Kind == state.KindHost:
-			hosts[ch.Key] = ch.Host
+			next.Hosts[ch.Key] = ch.Host
 		case ch.Resource == nil:
-			delete(resources, ch.Key)
+			delete(next.Resources, ch.Key)
 		default:
-			resources[ch.Key] = ch.Resource
+			next.Resources[ch.Key] = ch.Resource
 		}
 	}
-	c.Metadata, c.Hosts, c.Resources, c.Operations = meta, hosts, resources, ops
-	return meta, nil
+	s.cur.Store(next)
+	return next.Metadata, nil
 }
 
 // Close implements state.Backend: it waits for Views and Commits in
@@ -160,8 +190,18 @@ func (m *Memory) Close() error {
 	if !m.ops.Close() {
 		return nil
 	}
-	m.store.mu.Lock()
-	m.store.open = false
-	m.store.mu.Unlock()
+	if !m.readOnly {
+		m.store.mu.Lock()
+		m.store.open = false
+		m.store.mu.Unlock()
+	}
 	return nil
+}
+
+// cloneMap returns a copy of m that is never nil.
+func cloneMap[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return make(map[string]V)
+	}
+	return maps.Clone(m)
 }

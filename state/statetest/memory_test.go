@@ -9,8 +9,12 @@ import (
 
 func TestMemory(t *testing.T) {
 	var stores statetest.MemoryStores
-	statetest.TestBackend(t, func(t testing.TB, dir string) state.Backend {
-		b, err := stores.Open(dir)
+	statetest.TestBackend(t, func(t testing.TB, dir string, opts statetest.OpenOptions) state.Backend {
+		open := stores.Open
+		if opts.ReadOnly {
+			open = stores.OpenReadOnly
+		}
+		b, err := open(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,93 +1,187 @@
 package statetest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
-	"github.com/go-ftl2/ftlstate/inventory"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
-// Opener opens the backend stored in dir. It may be called several times
-// on one dir (never while an earlier backend on it is still open) and must
-// return a backend on the same store each time. Failures should end the
-// test with t.Fatal.
-type Opener func(t testing.TB, dir string) state.Backend
+// OpenOptions tell an Opener how to open a store.
+type OpenOptions struct {
+	// ReadOnly asks for a Backend that only reads: its Commit must fail
+	// with an error matching state.ErrReadOnly and change nothing. The
+	// suite asks for it only on a store it created and closed.
+	ReadOnly bool
+}
 
-// TestBackend runs the conformance suite against the backends open
-// returns, as named subtests, each in its own directory: round trips of
-// every field and value kind, missing keys, removal, ordering, persistence
-// across reopen, atomic Update, timestamps and serial rules, copies,
-// validation, Replace, snapshots, concurrent use and use after Close, and
-// pending operations.
+// Opener opens the backend stored in dir, as opts says. It may be called
+// several times on one dir (never while an earlier backend on it is still
+// open) and must return a backend on the same store each time. Failures
+// should end the test with t.Fatal.
+type Opener func(t testing.TB, dir string, opts OpenOptions) state.Backend
+
+// TestBackend checks that the backends open returns meet the Backend and
+// Snapshot contract (see the state package documentation), calling their
+// methods directly, as testing/fstest.TestFS does for an fs.FS: a State
+// sorts and copies on its own, and would hide a backend that does not.
+//
+// Each check is a named subtest on a store of its own: a new store, round
+// trips of every field and value kind, byte order of every iteration,
+// methods cross-checked against each other, deletes, type changes, the
+// metadata rules, copies, callback errors, snapshot isolation, concurrent
+// commits and views, Batch.Replace, read-only backends, commits that fail,
+// Close while Views run, use after Close, and a store of many records.
+// After each subtest the store is opened again and checked: with the
+// backend's own Check when it is a state.Checker, and always with
+// state.CheckSnapshot.
+//
+// Every misbehaviour is reported (t.Errorf), not only the first: a check
+// that fails goes on with the next, and a subtest that cannot go on (its
+// store does not open) ends alone.
 func TestBackend(t *testing.T, open Opener) {
+	run(testingRunner{t}, open)
+}
+
+// runner runs a subtest; *testing.T does, through testingRunner, and so
+// does the recorder the suite's own tests use.
+type runner interface {
+	Run(name string, fn func(t testing.TB))
+}
+
+type testingRunner struct{ t *testing.T }
+
+func (r testingRunner) Run(name string, fn func(t testing.TB)) {
+	r.t.Run(name, func(t *testing.T) { fn(t) })
+}
+
+// subtest is one of the suite's checks.
+type subtest struct {
+	name string
+	fn   func(s *suite, st *store)
+}
+
+// subtests are the suite's checks, in the order they run (then
+// operationSubtests).
+var subtests = []subtest{
+	{"NewStore", (*suite).testNewStore},
+	{"RoundTrip", (*suite).testRoundTrip},
+	{"Ordering", (*suite).testOrdering},
+	{"CrossChecks", (*suite).testCrossChecks},
+	{"Deletes", (*suite).testDeletes},
+	{"TypeChange", (*suite).testTypeChange},
+	{"Metadata", (*suite).testMetadata},
+	{"Copies", (*suite).testCopies},
+	{"CallbackErrors", (*suite).testCallbackErrors},
+	{"SnapshotIsolation", (*suite).testSnapshotIsolation},
+	{"ConcurrentCommits", (*suite).testConcurrentCommits},
+	{"Replace", (*suite).testReplace},
+	{"ReadOnly", (*suite).testReadOnly},
+	{"CommitErrorLeavesNoTrace", (*suite).testCommitErrorLeavesNoTrace},
+	{"CloseWhileViewsRun", (*suite).testCloseWhileViewsRun},
+	{"UseAfterClose", (*suite).testUseAfterClose},
+	{"ManyRecords", (*suite).testManyRecords},
+}
+
+func run(r runner, open Opener) {
 	s := &suite{open: open}
-	tests := []struct {
-		name string
-		fn   func(t *testing.T)
-	}{
-		{"NewStoreMetadata", s.testNewStoreMetadata},
-		{"HostRoundTrip", s.testHostRoundTrip},
-		{"ResourceRoundTrip", s.testResourceRoundTrip},
-		{"ValueModel", s.testValueModel},
-		{"MissingKeys", s.testMissingKeys},
-		{"Remove", s.testRemove},
-		{"Ordering", s.testOrdering},
-		{"ReopenPersists", s.testReopenPersists},
-		{"UpdateAtomic", s.testUpdateAtomic},
-		{"UpdateReadsOwnWrites", s.testUpdateReadsOwnWrites},
-		{"Timestamps", s.testTimestamps},
-		{"SerialRules", s.testSerialRules},
-		{"Copies", s.testCopies},
-		{"Validation", s.testValidation},
-		{"Replace", s.testReplace},
-		{"ReplaceConflicts", s.testReplaceConflicts},
-		{"Snapshot", s.testSnapshot},
-		{"BackendBatchAtomic", s.testBackendBatchAtomic},
-		{"ConcurrentUse", s.testConcurrentUse},
-		{"ConcurrentSameKey", s.testConcurrentSameKey},
-		{"UseAfterClose", s.testUseAfterClose},
-		{"MergeToInventory", s.testMergeToInventory},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, tt.fn)
-	}
-	for _, tt := range s.operationTests() {
-		t.Run(tt.name, tt.fn)
+	for _, st := range slices.Concat(subtests, operationSubtests) {
+		r.Run(st.name, func(t testing.TB) {
+			dir := t.TempDir()
+			// Registered first, so it runs last: after the test's own
+			// cleanups have closed its backends.
+			t.Cleanup(func() { s.checkStore(t, dir) })
+			st.fn(s, &store{TB: t, s: s, dir: dir})
+		})
 	}
 }
 
 type suite struct{ open Opener }
 
-// openState opens a State on dir and closes it when the test ends (unless
-// the test closed it).
-func (s *suite) openState(t testing.TB, dir string) *state.State {
-	t.Helper()
-	st, err := state.Open(s.open(t, dir))
-	require.NoError(t, err, "state.Open")
-	t.Cleanup(func() { st.Close() })
-	return st
+// store is one subtest's store: a testing.TB with the suite's helpers.
+type store struct {
+	testing.TB
+	s   *suite
+	dir string
 }
 
-// reopen closes st and opens the same store again.
-func (s *suite) reopen(t testing.TB, st *state.State, dir string) *state.State {
-	t.Helper()
-	require.NoError(t, st.Close(), "Close")
-	return s.openState(t, dir)
+// openWith opens the subtest's store and closes it when the test ends
+// (closing twice is allowed).
+func (st *store) openWith(opts OpenOptions) state.Backend {
+	st.Helper()
+	b := st.s.open(st, st.dir, opts)
+	if b == nil {
+		st.Fatalf("Opener returned a nil Backend")
+	}
+	st.Cleanup(func() { b.Close() })
+	return b
 }
 
-// everyKind holds a value of every JSON kind, nested, already in the
-// normalized model.
+// open opens the store for reading and writing.
+func (st *store) open() state.Backend { st.Helper(); return st.openWith(OpenOptions{}) }
+
+// reopen closes b and opens the store again.
+func (st *store) reopen(b state.Backend) state.Backend {
+	st.Helper()
+	if err := b.Close(); err != nil {
+		st.Errorf("Close: %v", err)
+	}
+	return st.open()
+}
+
+// checkStore opens the store of dir after a test and checks its
+// integrity.
+func (s *suite) checkStore(t testing.TB, dir string) {
+	t.Helper()
+	b := s.open(t, dir, OpenOptions{})
+	if b == nil {
+		t.Errorf("after the test: Opener returned a nil Backend")
+		return
+	}
+	defer b.Close()
+	if _, ok := b.(state.Checker); ok {
+		reportCheck(t, "after the test: Check", state.Check(b))
+	}
+	err := b.View(func(snap state.Snapshot) error {
+		reportCheck(t, "after the test: CheckSnapshot", state.CheckSnapshot(snap))
+		return nil
+	})
+	if err != nil {
+		t.Errorf("after the test: View: %v", err)
+	}
+}
+
+// reportCheck reports each problem of a check's error on its own.
+func reportCheck(t testing.TB, what string, err error) {
+	t.Helper()
+	var ce *state.CheckError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce):
+		for _, p := range ce.Problems {
+			t.Errorf("%s: %s", what, p)
+		}
+		if ce.More > 0 {
+			t.Errorf("%s: and %d more problems", what, ce.More)
+		}
+	default:
+		t.Errorf("%s: %v", what, err)
+	}
+}
+
+// ts is the time of the suite's records and batches: a whole number of
+// nanoseconds past 2024-01-15, UTC.
+var ts = time.Date(2024, 1, 15, 10, 30, 0, 123456789, time.UTC)
+
+// everyKind holds a value of every JSON kind, nested, in the normalized
+// model.
 func everyKind() map[string]any {
 	return map[string]any{
 		"string":   "hello, 世界",
@@ -99,6 +193,7 @@ func everyKind() map[string]any {
 		"float":    1.5,
 		"tiny":     1e-300,
 		"huge":     1e300,
+		"uint-ish": float64(math.MaxUint64),
 		"true":     true,
 		"false":    false,
 		"null":     nil,
@@ -109,1042 +204,1033 @@ func everyKind() map[string]any {
 			"deeper": map[string]any{"list": []any{map[string]any{"k": "v"}}},
 			"ports":  []any{int64(80), int64(443)},
 		},
-		"quote\"and.dot": "x",
+		"quote\"and.dot":    "x",
+		"":                  "empty key",
+		"tab\tand\nnewline": "keys may hold control characters",
+		"strings":           []any{"a\x00b", "\x01\x1f\x7f", "🙂", "\u2028\u2029", "<>&'\"\\", "\ufeff"},
+		"floats":            []any{5e-324, 0.1, 1.0 / 3, math.MaxFloat64, -math.SmallestNonzeroFloat64, -2.5},
+		"ints":              []any{int64(1<<53 + 1), int64(-1 << 53), int64(0)},
 	}
 }
 
-func sampleHost(name string) *state.HostState {
+// host returns a full host record named name, as a State would commit it.
+func host(name string) *state.HostState {
 	return &state.HostState{
-		Name:    name,
-		Address: "192.0.2.10",
-		Port:    22,
-		User:    "admin",
-		Group:   "webservers",
-		Groups:  []string{"production", "eu"},
-		Vars:    everyKind(),
+		Name: name, Address: "192.0.2.10", Port: 22, User: "admin",
+		Group: "webservers", Groups: []string{"production", "eu"},
+		Vars:      everyKind(),
+		CreatedAt: ts, UpdatedAt: ts.Add(time.Second),
 	}
 }
 
-func sampleResource(id string) *state.ResourceState {
+// bareHost returns a host with nothing but its name and times.
+func bareHost(name string) *state.HostState {
+	return &state.HostState{Name: name, CreatedAt: ts, UpdatedAt: ts}
+}
+
+// resource returns a full resource record of type typ.
+func resource(typ, id string) *state.ResourceState {
 	return &state.ResourceState{
-		Type: "linode",
-		ID:   id,
-		Name: "web-" + id,
-		Data: everyKind(),
-		Tags: map[string]string{"environment": "production", "role": "webserver"},
+		Type: typ, ID: id, Name: "web-" + id,
+		Data:      everyKind(),
+		Tags:      map[string]string{"environment": "production", "role": "webserver", "": "empty"},
+		CreatedAt: ts, UpdatedAt: ts.Add(time.Second),
 	}
 }
 
-// sameHost compares two hosts field by field with a readable failure.
-func sameHost(t testing.TB, want, got *state.HostState, msgAndArgs ...any) {
-	t.Helper()
-	require.NotNil(t, got, msgAndArgs...)
-	assert.Equal(t, want.Name, got.Name, msgAndArgs...)
-	assert.Equal(t, want.Address, got.Address, msgAndArgs...)
-	assert.Equal(t, want.Port, got.Port, msgAndArgs...)
-	assert.Equal(t, want.User, got.User, msgAndArgs...)
-	assert.Equal(t, want.Group, got.Group, msgAndArgs...)
-	assert.Equal(t, want.Groups, got.Groups, msgAndArgs...)
-	assert.True(t, reflect.DeepEqual(want.Vars, got.Vars), "vars differ:\nwant %#v\n got %#v\n%v", want.Vars, got.Vars, fmt.Sprint(msgAndArgs...))
+// bareResource returns a resource with nothing but its type and times.
+func bareResource(typ string) *state.ResourceState {
+	return &state.ResourceState{Type: typ, CreatedAt: ts, UpdatedAt: ts}
 }
 
-func sameResource(t testing.TB, want, got *state.ResourceState, msgAndArgs ...any) {
-	t.Helper()
-	require.NotNil(t, got, msgAndArgs...)
-	assert.Equal(t, want.Type, got.Type, msgAndArgs...)
-	assert.Equal(t, want.ID, got.ID, msgAndArgs...)
-	assert.Equal(t, want.Name, got.Name, msgAndArgs...)
-	assert.True(t, reflect.DeepEqual(want.Data, got.Data), "data differ:\nwant %#v\n got %#v\n%v", want.Data, got.Data, fmt.Sprint(msgAndArgs...))
-	assert.Equal(t, want.Tags, got.Tags, msgAndArgs...)
+func putHost(h *state.HostState) state.Change {
+	return state.Change{Kind: state.KindHost, Key: h.Name, Host: h}
 }
 
-func (s *suite) testNewStoreMetadata(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	m := st.Metadata()
-	assert.Equal(t, state.FormatVersion, m.Version)
-	assert.NotEmpty(t, m.Lineage, "a new store has a lineage")
-	assert.Zero(t, m.Serial, "a new store has serial 0")
-	hosts, resources := st.Len()
-	assert.Zero(t, hosts)
-	assert.Zero(t, resources)
-	assert.Empty(t, st.AllHosts())
-	assert.Empty(t, st.AllResources())
-
-	require.NoError(t, st.AddHost(sampleHost("web01")))
-	lineage := st.Metadata().Lineage
-	require.NotEmpty(t, lineage)
-	st = s.reopen(t, st, dir)
-	assert.Equal(t, lineage, st.Metadata().Lineage, "lineage never changes")
-	assert.Equal(t, uint64(1), st.Metadata().Serial)
+func putResource(key string, r *state.ResourceState) state.Change {
+	return state.Change{Kind: state.KindResource, Key: key, Resource: r}
 }
 
-func (s *suite) testHostRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	want := sampleHost("web01")
-	require.NoError(t, st.AddHost(want))
-	got, ok := st.GetHost("web01")
-	require.True(t, ok)
-	sameHost(t, want, got, "before reopen")
-	require.False(t, got.CreatedAt.IsZero())
-
-	st = s.reopen(t, st, dir)
-	again, ok := st.GetHost("web01")
-	require.True(t, ok, "host survives reopen")
-	sameHost(t, want, again, "after reopen")
-	assert.True(t, got.CreatedAt == again.CreatedAt, "CreatedAt equal with == after reopen: %v vs %v", got.CreatedAt, again.CreatedAt)
-	assert.True(t, got.UpdatedAt == again.UpdatedAt, "UpdatedAt equal with == after reopen")
-	assert.True(t, reflect.DeepEqual(got, again), "whole record equal after reopen:\n%#v\n%#v", got, again)
-
-	// A host with no vars and zero port round-trips too.
-	bare := &state.HostState{Name: "bare"}
-	require.NoError(t, st.AddHost(bare))
-	st = s.reopen(t, st, dir)
-	b, ok := st.GetHost("bare")
-	require.True(t, ok)
-	assert.Empty(t, b.Vars)
-	assert.Zero(t, b.Port)
+func delHost(name string) state.Change {
+	return state.Change{Kind: state.KindHost, Key: name}
 }
 
-func (s *suite) testResourceRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	want := sampleResource("12345678")
-	require.NoError(t, st.AddResource("linode:12345678", want))
-	got, ok := st.GetResource("linode:12345678")
-	require.True(t, ok)
-	sameResource(t, want, got, "before reopen")
-
-	st = s.reopen(t, st, dir)
-	again, ok := st.GetResource("linode:12345678")
-	require.True(t, ok, "resource survives reopen")
-	sameResource(t, want, again, "after reopen")
-	assert.True(t, reflect.DeepEqual(got, again), "whole record equal after reopen:\n%#v\n%#v", got, again)
-
-	bare := &state.ResourceState{Type: "ip"}
-	require.NoError(t, st.AddResource("ip:1", bare))
-	st = s.reopen(t, st, dir)
-	b, ok := st.GetResource("ip:1")
-	require.True(t, ok)
-	assert.Equal(t, "ip", b.Type)
-	assert.Empty(t, b.Data)
-	assert.Empty(t, b.Tags)
+func delResource(key string) state.Change {
+	return state.Change{Kind: state.KindResource, Key: key}
 }
 
-type point struct {
-	X int    `json:"x"`
-	Y string `json:"y,omitempty"`
+// commit commits changes at time ts and reports an error; ok is false
+// when it failed.
+func (st *store) commit(b state.Backend, changes ...state.Change) (state.Metadata, bool) {
+	st.Helper()
+	return st.commitBatch(b, &state.Batch{Time: ts, Changes: changes})
 }
 
-func (s *suite) testValueModel(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	in := map[string]any{
-		"int":       8080,
-		"int32":     int32(-5),
-		"uint8":     uint8(200),
-		"uint64big": uint64(1e19), // beyond int64, exactly a float64
-		"float32":   float32(0.5),
-		"integral":  80.0,
-		"strings":   []string{"a", "b"},
-		"ints":      []int{1, 2},
-		"strmap":    map[string]string{"k": "v"},
-		"intkeys":   map[int]bool{7: true},
-		"struct":    point{X: 1},
-		"ptr":       &point{X: 2, Y: "z"},
-		"nilptr":    (*point)(nil),
-		"number":    json.Number("12"),
-		"numfloat":  json.Number("1.25"),
-		"time":      time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC),
-		"bytes":     []byte("hi"),
-		"array":     [2]string{"x", "y"},
+func (st *store) commitBatch(b state.Backend, batch *state.Batch) (state.Metadata, bool) {
+	st.Helper()
+	m, err := b.Commit(batch)
+	if err != nil {
+		st.Errorf("Commit of %d changes: %v", len(batch.Changes), err)
+		return m, false
 	}
-	want := map[string]any{
-		"int":       int64(8080),
-		"int32":     int64(-5),
-		"uint8":     int64(200),
-		"uint64big": float64(1e19),
-		"float32":   0.5,
-		"integral":  int64(80),
-		"strings":   []any{"a", "b"},
-		"ints":      []any{int64(1), int64(2)},
-		"strmap":    map[string]any{"k": "v"},
-		"intkeys":   map[string]any{"7": true},
-		"struct":    map[string]any{"x": int64(1)},
-		"ptr":       map[string]any{"x": int64(2), "y": "z"},
-		"nilptr":    nil,
-		"number":    int64(12),
-		"numfloat":  1.25,
-		"time":      "2024-01-15T10:30:00Z",
-		"bytes":     "aGk=",
-		"array":     []any{"x", "y"},
-	}
-	require.NoError(t, st.AddHost(&state.HostState{Name: "h", Vars: in}))
-	require.NoError(t, st.AddResource("r", &state.ResourceState{Type: "t", Data: in}))
-	check := func(when string) {
-		h, ok := st.GetHost("h")
-		require.True(t, ok)
-		for k, w := range want {
-			assert.True(t, reflect.DeepEqual(w, h.Vars[k]), "%s: vars[%q]: want %#v (%T), got %#v (%T)", when, k, w, w, h.Vars[k], h.Vars[k])
-		}
-		assert.Len(t, h.Vars, len(want))
-		r, ok := st.GetResource("r")
-		require.True(t, ok)
-		assert.True(t, reflect.DeepEqual(want, r.Data), "%s: data normalized the same way", when)
-	}
-	check("right after AddHost")
-	st = s.reopen(t, st, dir)
-	check("after reopen")
+	return m, true
 }
 
-func (s *suite) testMissingKeys(t *testing.T) {
-	st := s.openState(t, t.TempDir())
-	h, ok := st.GetHost("nope")
-	assert.False(t, ok)
-	assert.Nil(t, h)
-	assert.False(t, st.HasHost("nope"))
-	r, ok := st.GetResource("nope")
-	assert.False(t, ok)
-	assert.Nil(t, r)
-	assert.Empty(t, st.GetResourcesByType("nope"))
-
-	before := st.Metadata()
-	require.NoError(t, st.RemoveHost("nope"), "removing an absent host is not an error")
-	require.NoError(t, st.RemoveResource("nope"), "removing an absent resource is not an error")
-	require.NoError(t, st.Update(func(tx *state.Tx) error {
-		require.NoError(t, tx.RemoveHost("nope"))
-		return tx.RemoveResource("nope")
-	}))
-	assert.Equal(t, before, st.Metadata(), "removing absent keys changes nothing, serial included")
-}
-
-func (s *suite) testRemove(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	require.NoError(t, st.AddHost(sampleHost("a")))
-	require.NoError(t, st.AddHost(sampleHost("b")))
-	require.NoError(t, st.AddResource("r1", sampleResource("1")))
-	require.NoError(t, st.AddResource("r2", sampleResource("2")))
-	serial := st.Metadata().Serial
-
-	require.NoError(t, st.RemoveHost("a"))
-	require.NoError(t, st.RemoveResource("r1"))
-	assert.Equal(t, serial+2, st.Metadata().Serial, "each removal is a change")
-	assert.False(t, st.HasHost("a"))
-	assert.True(t, st.HasHost("b"))
-	_, ok := st.GetResource("r1")
-	assert.False(t, ok)
-	assert.Len(t, st.GetResourcesByType("linode"), 1, "removal updates the by-type index")
-
-	st = s.reopen(t, st, dir)
-	assert.False(t, st.HasHost("a"), "removal survives reopen")
-	assert.True(t, st.HasHost("b"))
-	_, ok = st.GetResource("r1")
-	assert.False(t, ok)
-	_, ok = st.GetResource("r2")
-	assert.True(t, ok)
-	assert.Len(t, st.GetResourcesByType("linode"), 1)
-}
-
-func (s *suite) testOrdering(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	names := []string{"web10", "db01", "Web02", "web02", "a-b", "zeta", "ω"}
-	for _, n := range names {
-		require.NoError(t, st.AddHost(&state.HostState{Name: n}))
-	}
-	keys := []string{"linode:9", "linode:10", "aws:1", "linode:1"}
-	for _, k := range keys {
-		typ := strings.SplitN(k, ":", 2)[0]
-		require.NoError(t, st.AddResource(k, &state.ResourceState{Type: typ, ID: k}))
-	}
-	check := func(when string) {
-		var got []string
-		for _, h := range st.AllHosts() {
-			got = append(got, h.Name)
-		}
-		assert.Equal(t, []string{"Web02", "a-b", "db01", "web02", "web10", "zeta", "ω"}, got, "%s: AllHosts sorted by name", when)
-		var ids []string
-		for _, r := range st.GetResourcesByType("linode") {
-			ids = append(ids, r.ID)
-		}
-		assert.Equal(t, []string{"linode:1", "linode:10", "linode:9"}, ids, "%s: GetResourcesByType sorted by key, only that type", when)
-		all := st.AllResources()
-		assert.Len(t, all, 4)
-		assert.Equal(t, "aws", all["aws:1"].Type)
-	}
-	check("before reopen")
-	st = s.reopen(t, st, dir)
-	check("after reopen")
-
-	// Changing a resource's type moves it between types.
-	require.NoError(t, st.AddResource("linode:9", &state.ResourceState{Type: "aws", ID: "moved"}))
-	assert.Len(t, st.GetResourcesByType("linode"), 2)
-	assert.Len(t, st.GetResourcesByType("aws"), 2)
-	st = s.reopen(t, st, dir)
-	assert.Len(t, st.GetResourcesByType("linode"), 2, "type change survives reopen")
-	assert.Len(t, st.GetResourcesByType("aws"), 2)
-}
-
-func (s *suite) testReopenPersists(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	for i := range 50 {
-		require.NoError(t, st.AddHost(&state.HostState{Name: fmt.Sprintf("h%03d", i), Port: i, Vars: map[string]any{"i": i}}))
-		require.NoError(t, st.AddResource(fmt.Sprintf("r%03d", i), &state.ResourceState{Type: "t", ID: fmt.Sprint(i)}))
-	}
-	require.NoError(t, st.RemoveHost("h007"))
-	meta := st.Metadata()
-	hosts := st.AllHosts()
-	res := st.AllResources()
-
-	for range 2 {
-		st = s.reopen(t, st, dir)
-		assert.Equal(t, meta, st.Metadata(), "metadata survives reopen")
-		assert.True(t, reflect.DeepEqual(hosts, st.AllHosts()), "hosts survive reopen")
-		assert.True(t, reflect.DeepEqual(res, st.AllResources()), "resources survive reopen")
-	}
-}
-
-var errAbort = errors.New("abort")
-
-func (s *suite) testUpdateAtomic(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	require.NoError(t, st.AddHost(sampleHost("keep")))
-	before := st.Metadata()
-
-	err := st.Update(func(tx *state.Tx) error {
-		require.NoError(t, tx.AddHost(sampleHost("ghost")))
-		require.NoError(t, tx.AddResource("ghost:1", sampleResource("1")))
-		require.NoError(t, tx.RemoveHost("keep"))
-		return errAbort
-	})
-	assert.ErrorIs(t, err, errAbort, "Update returns fn's error")
-	check := func(when string) {
-		assert.False(t, st.HasHost("ghost"), "%s: aborted Update leaves no host", when)
-		_, ok := st.GetResource("ghost:1")
-		assert.False(t, ok, "%s: aborted Update leaves no resource", when)
-		assert.True(t, st.HasHost("keep"), "%s: aborted removal not applied", when)
-		assert.Equal(t, before, st.Metadata(), "%s: aborted Update changes no metadata", when)
-	}
-	check("after abort")
-
-	// An invalid record inside the transaction aborts it too.
-	err = st.Update(func(tx *state.Tx) error {
-		require.NoError(t, tx.AddHost(sampleHost("ghost")))
-		return tx.AddHost(&state.HostState{Name: "bad", Port: 70000})
-	})
-	assert.ErrorIs(t, err, state.ErrInvalid)
-	check("after invalid")
-	st = s.reopen(t, st, dir)
-	check("after reopen")
-
-	// A successful Update commits everything, as one change.
-	require.NoError(t, st.Update(func(tx *state.Tx) error {
-		if err := tx.AddResource("linode:1", sampleResource("1")); err != nil {
-			return err
-		}
-		if err := tx.AddHost(sampleHost("web01")); err != nil {
-			return err
-		}
-		return tx.RemoveHost("keep")
-	}))
-	assert.Equal(t, before.Serial+1, st.Metadata().Serial, "an Update is one change")
-	st = s.reopen(t, st, dir)
-	assert.True(t, st.HasHost("web01"))
-	assert.False(t, st.HasHost("keep"))
-	_, ok := st.GetResource("linode:1")
-	assert.True(t, ok)
-	assert.Equal(t, before.Serial+1, st.Metadata().Serial)
-}
-
-func (s *suite) testUpdateReadsOwnWrites(t *testing.T) {
-	st := s.openState(t, t.TempDir())
-	require.NoError(t, st.AddHost(sampleHost("old")))
-	var saved *state.Tx
-	require.NoError(t, st.Update(func(tx *state.Tx) error {
-		saved = tx
-		_, ok := tx.GetHost("new")
-		assert.False(t, ok)
-		require.NoError(t, tx.AddHost(&state.HostState{Name: "new", Address: "a"}))
-		h, ok := tx.GetHost("new")
-		require.True(t, ok, "tx sees its own add")
-		assert.Equal(t, "a", h.Address)
-		require.NoError(t, tx.AddHost(&state.HostState{Name: "new", Address: "b"}))
-		h, _ = tx.GetHost("new")
-		assert.Equal(t, "b", h.Address, "last staged value wins")
-
-		_, ok = tx.GetHost("old")
-		assert.True(t, ok, "tx sees committed records")
-		require.NoError(t, tx.RemoveHost("old"))
-		_, ok = tx.GetHost("old")
-		assert.False(t, ok, "tx sees its own removal")
-		assert.True(t, st.HasHost("old"), "nothing visible outside before commit")
-
-		require.NoError(t, tx.AddResource("r", &state.ResourceState{Type: "t", ID: "1"}))
-		r, ok := tx.GetResource("r")
-		require.True(t, ok)
-		assert.Equal(t, "1", r.ID)
+// view runs fn in a View of b and reports View's error.
+func (st *store) view(b state.Backend, what string, fn func(s state.Snapshot)) {
+	st.Helper()
+	err := b.View(func(s state.Snapshot) error {
+		fn(s)
 		return nil
-	}))
-	h, ok := st.GetHost("new")
-	require.True(t, ok)
-	assert.Equal(t, "b", h.Address)
-	assert.False(t, st.HasHost("old"))
-	assert.Error(t, saved.AddHost(&state.HostState{Name: "late"}), "a Tx cannot be used after Update")
-	assert.False(t, st.HasHost("late"))
+	})
+	if err != nil {
+		st.Errorf("%s: View: %v", what, err)
+	}
 }
 
-func (s *suite) testTimestamps(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	created := st.Metadata().CreatedAt
-	start := time.Now()
-	bogus := time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)
-	h := sampleHost("web01")
-	h.CreatedAt, h.UpdatedAt = bogus, bogus
-	require.NoError(t, st.AddHost(h))
-	h1, _ := st.GetHost("web01")
-	assert.False(t, h1.CreatedAt.Before(start.Add(-time.Second)), "CreatedAt is set by the store, not the caller")
-	assert.Equal(t, h1.CreatedAt, h1.UpdatedAt, "a new host: CreatedAt == UpdatedAt")
-	assert.Equal(t, time.UTC, h1.CreatedAt.Location(), "timestamps are UTC")
-	assert.Equal(t, h1.CreatedAt.String(), h1.CreatedAt.Round(0).String(), "no monotonic reading")
-	m1 := st.Metadata()
-	assert.False(t, m1.UpdatedAt.Before(h1.UpdatedAt), "metadata UpdatedAt moves with every change")
-
-	time.Sleep(2 * time.Millisecond)
-	h.Address = "192.0.2.99"
-	require.NoError(t, st.AddHost(h))
-	h2, _ := st.GetHost("web01")
-	assert.True(t, h1.CreatedAt == h2.CreatedAt, "update keeps CreatedAt")
-	assert.True(t, h2.UpdatedAt.After(h1.UpdatedAt), "update moves UpdatedAt")
-	assert.Equal(t, "192.0.2.99", h2.Address)
-	m2 := st.Metadata()
-	assert.True(t, m2.UpdatedAt.After(m1.UpdatedAt), "metadata UpdatedAt moves")
-	assert.True(t, m2.CreatedAt == created, "metadata CreatedAt never moves")
-
-	r := sampleResource("1")
-	require.NoError(t, st.AddResource("k", r))
-	r1, _ := st.GetResource("k")
-	time.Sleep(2 * time.Millisecond)
-	r.Name = "renamed"
-	require.NoError(t, st.AddResource("k", r))
-	r2, _ := st.GetResource("k")
-	assert.True(t, r1.CreatedAt == r2.CreatedAt, "resource update keeps CreatedAt")
-	assert.True(t, r2.UpdatedAt.After(r1.UpdatedAt))
-	assert.Equal(t, "renamed", r2.Name, "update replaces every field")
-
-	st = s.reopen(t, st, dir)
-	h3, _ := st.GetHost("web01")
-	assert.True(t, h3.CreatedAt == h2.CreatedAt && h3.UpdatedAt == h2.UpdatedAt, "timestamps == after reopen")
-	assert.True(t, st.Metadata().UpdatedAt == st.Metadata().UpdatedAt.UTC().Round(0))
+// contents is what a Snapshot shows through its iterations, in the order
+// they yielded it.
+type contents struct {
+	meta      state.Metadata
+	nHosts    int
+	nRes      int
+	hosts     []*state.HostState
+	keys      []string
+	resources map[string]*state.ResourceState
 }
 
-func (s *suite) testSerialRules(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	serial := st.Metadata().Serial
-	steps := []struct {
-		name   string
-		do     func() error
-		change bool
-	}{
-		{"add host", func() error { return st.AddHost(sampleHost("a")) }, true},
-		{"update host", func() error { return st.AddHost(sampleHost("a")) }, true},
-		{"add resource", func() error { return st.AddResource("r", sampleResource("1")) }, true},
-		{"remove absent host", func() error { return st.RemoveHost("zz") }, false},
-		{"remove absent resource", func() error { return st.RemoveResource("zz") }, false},
-		{"invalid host", func() error { st.AddHost(&state.HostState{}); return nil }, false},
-		{"empty update", func() error { return st.Update(func(*state.Tx) error { return nil }) }, false},
-		{"aborted update", func() error {
-			st.Update(func(tx *state.Tx) error { tx.AddHost(sampleHost("x")); return errAbort })
+func (c *contents) hostNames() []string {
+	names := make([]string, 0, len(c.hosts))
+	for _, h := range c.hosts {
+		if h != nil {
+			names = append(names, h.Name)
+		}
+	}
+	return names
+}
+
+func (c *contents) host(name string) *state.HostState {
+	for _, h := range c.hosts {
+		if h != nil && h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// read reads everything s shows, reporting errors and nil records.
+func (st *store) read(s state.Snapshot, what string) *contents {
+	st.Helper()
+	c := &contents{meta: s.Metadata(), resources: map[string]*state.ResourceState{}}
+	c.nHosts, c.nRes = s.Len()
+	err := s.Hosts(func(h *state.HostState) error {
+		if h == nil {
+			st.Errorf("%s: Hosts yielded a nil host", what)
 			return nil
-		}, false},
-		{"update of 3", func() error {
-			return st.Update(func(tx *state.Tx) error {
-				tx.AddHost(sampleHost("b"))
-				tx.AddHost(sampleHost("c"))
-				return tx.RemoveResource("r")
-			})
-		}, true},
-		{"remove host", func() error { return st.RemoveHost("a") }, true},
-		{"save", func() error { return st.Save() }, false},
-	}
-	for _, step := range steps {
-		require.NoError(t, step.do(), step.name)
-		if step.change {
-			serial++
 		}
-		assert.Equal(t, serial, st.Metadata().Serial, "serial after %s", step.name)
-	}
-	st = s.reopen(t, st, dir)
-	assert.Equal(t, serial, st.Metadata().Serial, "serial survives reopen")
-}
-
-func (s *suite) testCopies(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	in := sampleHost("web01")
-	require.NoError(t, st.AddHost(in))
-	// The caller may reuse what it passed in.
-	in.Address = "changed"
-	in.Vars["string"] = "changed"
-	in.Vars["nested"].(map[string]any)["ports"].([]any)[0] = int64(1)
-
-	out, _ := st.GetHost("web01")
-	sameHost(t, sampleHost("web01"), out, "input mutation did not reach the store")
-	// Mutating what was returned changes nothing stored.
-	out.Address = "changed"
-	out.Vars["new"] = 1
-	out.Vars["nested"].(map[string]any)["ports"].([]any)[0] = int64(1)
-	again, _ := st.GetHost("web01")
-	sameHost(t, sampleHost("web01"), again, "output mutation did not reach the store")
-	for _, h := range st.AllHosts() {
-		h.Vars["list"].([]any)[0] = "changed"
-	}
-	again, _ = st.GetHost("web01")
-	sameHost(t, sampleHost("web01"), again, "AllHosts hands out copies")
-
-	rin := sampleResource("1")
-	require.NoError(t, st.AddResource("k", rin))
-	rin.Tags["role"] = "changed"
-	rin.Data["nested"].(map[string]any)["deeper"] = "changed"
-	r, _ := st.GetResource("k")
-	sameResource(t, sampleResource("1"), r)
-	r.Tags["role"] = "changed"
-	r.Data["string"] = "changed"
-	for _, rr := range st.GetResourcesByType("linode") {
-		rr.Tags["x"] = "y"
-		rr.Data["x"] = "y"
-	}
-	for _, rr := range st.AllResources() {
-		rr.Tags["z"] = "y"
-		rr.Data["nested"].(map[string]any)["ports"] = nil
-	}
-	r, _ = st.GetResource("k")
-	sameResource(t, sampleResource("1"), r, "returned resources are copies")
-
-	require.NoError(t, st.Update(func(tx *state.Tx) error {
-		h, _ := tx.GetHost("web01")
-		h.Vars["string"] = "changed in tx"
+		c.hosts = append(c.hosts, h)
 		return nil
-	}))
-	again, _ = st.GetHost("web01")
-	sameHost(t, sampleHost("web01"), again, "Tx.GetHost hands out copies")
-
-	st = s.reopen(t, st, dir)
-	again, _ = st.GetHost("web01")
-	sameHost(t, sampleHost("web01"), again, "nothing mutated reached storage")
+	})
+	if err != nil {
+		st.Errorf("%s: Hosts: %v", what, err)
+	}
+	err = s.Resources(func(key string, r *state.ResourceState) error {
+		if r == nil {
+			st.Errorf("%s: Resources yielded a nil resource under %q", what, key)
+			return nil
+		}
+		c.keys = append(c.keys, key)
+		c.resources[key] = r
+		return nil
+	})
+	if err != nil {
+		st.Errorf("%s: Resources: %v", what, err)
+	}
+	return c
 }
 
-func (s *suite) testValidation(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	require.NoError(t, st.AddHost(sampleHost("ok")))
-	before := st.Metadata()
-	cyclic := map[string]any{}
-	cyclic["self"] = cyclic
-	cyclicList := []any{nil}
-	cyclicList[0] = cyclicList
-	deep := map[string]any{}
-	cur := deep
-	for range state.MaxValueDepth + 1 {
+// readView reads everything b shows in one View.
+func (st *store) readView(b state.Backend, what string) *contents {
+	st.Helper()
+	c := &contents{resources: map[string]*state.ResourceState{}}
+	st.view(b, what, func(s state.Snapshot) { c = st.read(s, what) })
+	return c
+}
+
+// expect is what a store should hold.
+type expect struct {
+	hosts     map[string]*state.HostState
+	resources map[string]*state.ResourceState
+}
+
+func newExpect() *expect {
+	return &expect{hosts: map[string]*state.HostState{}, resources: map[string]*state.ResourceState{}}
+}
+
+// apply records the effect of changes, as a Commit applies them.
+func (e *expect) apply(changes ...state.Change) {
+	for _, c := range changes {
+		switch {
+		case c.Kind == state.KindHost && c.Host == nil:
+			delete(e.hosts, c.Key)
+		case c.Kind == state.KindHost:
+			e.hosts[c.Key] = c.Host.Clone()
+		case c.Resource == nil:
+			delete(e.resources, c.Key)
+		default:
+			e.resources[c.Key] = c.Resource.Clone()
+		}
+	}
+}
+
+// check compares what s shows with e: the records through Host and
+// Resource, and through the iterations (in byte order), and Len.
+func (st *store) check(s state.Snapshot, e *expect, what string) {
+	st.Helper()
+	c := st.read(s, what)
+	wantNames := slices.Sorted(mapKeys(e.hosts))
+	if got := c.hostNames(); !slices.Equal(got, wantNames) {
+		st.Errorf("%s: Hosts yields %q, want %q (byte order)", what, got, wantNames)
+	}
+	wantKeys := slices.Sorted(mapKeys(e.resources))
+	if !slices.Equal(c.keys, wantKeys) {
+		st.Errorf("%s: Resources yields %q, want %q (byte order)", what, c.keys, wantKeys)
+	}
+	if c.nHosts != len(e.hosts) || c.nRes != len(e.resources) {
+		st.Errorf("%s: Len = %d, %d; want %d, %d", what, c.nHosts, c.nRes, len(e.hosts), len(e.resources))
+	}
+	for _, name := range wantNames {
+		want := e.hosts[name]
+		if got := c.host(name); got != nil && !reflect.DeepEqual(got, want) {
+			st.Errorf("%s: Hosts yields host %q as\n%#v\nwant\n%#v", what, name, got, want)
+		}
+		got, ok, err := s.Host(name)
+		switch {
+		case err != nil:
+			st.Errorf("%s: Host(%q): %v", what, name, err)
+		case !ok || got == nil:
+			st.Errorf("%s: Host(%q) = %v, %v; want the host", what, name, got, ok)
+		case !reflect.DeepEqual(got, want):
+			st.Errorf("%s: Host(%q) =\n%#v\nwant\n%#v", what, name, got, want)
+		}
+	}
+	for _, key := range wantKeys {
+		want := e.resources[key]
+		if got := c.resources[key]; got != nil && !reflect.DeepEqual(got, want) {
+			st.Errorf("%s: Resources yields %q as\n%#v\nwant\n%#v", what, key, got, want)
+		}
+		got, ok, err := s.Resource(key)
+		switch {
+		case err != nil:
+			st.Errorf("%s: Resource(%q): %v", what, key, err)
+		case !ok || got == nil:
+			st.Errorf("%s: Resource(%q) = %v, %v; want the resource", what, key, got, ok)
+		case !reflect.DeepEqual(got, want):
+			st.Errorf("%s: Resource(%q) =\n%#v\nwant\n%#v", what, key, got, want)
+		}
+	}
+	types := map[string][]string{}
+	for _, key := range wantKeys {
+		types[e.resources[key].Type] = append(types[e.resources[key].Type], key)
+	}
+	types["no-such-type"] = nil
+	for typ, want := range types {
+		got := st.ofType(s, typ, what)
+		if !slices.Equal(got, want) {
+			st.Errorf("%s: ResourcesOfType(%q) yields %q, want %q (byte order)", what, typ, got, want)
+		}
+	}
+	for _, absent := range []string{"no-such-record", "\U0010ffff"} {
+		if _, ok := e.hosts[absent]; !ok {
+			st.checkAbsentHost(s, absent, what)
+		}
+		if _, ok := e.resources[absent]; !ok {
+			st.checkAbsentResource(s, absent, what)
+		}
+	}
+}
+
+// ofType lists the keys ResourcesOfType yields for typ, reporting records
+// of another type.
+func (st *store) ofType(s state.Snapshot, typ, what string) []string {
+	st.Helper()
+	var keys []string
+	err := state.ResourcesOfType(s, typ, func(key string, r *state.ResourceState) error {
+		keys = append(keys, key)
+		if r == nil || r.Type != typ {
+			st.Errorf("%s: ResourcesOfType(%q) yielded %q, a resource of another type (%v)", what, typ, key, r)
+		}
+		return nil
+	})
+	if err != nil {
+		st.Errorf("%s: ResourcesOfType(%q): %v", what, typ, err)
+	}
+	return keys
+}
+
+func (st *store) checkAbsentHost(s state.Snapshot, name, what string) {
+	st.Helper()
+	h, ok, err := s.Host(name)
+	if h != nil || ok || err != nil {
+		st.Errorf("%s: Host(%q) of an absent host = %v, %v, %v; want nil, false, nil", what, name, h, ok, err)
+	}
+}
+
+func (st *store) checkAbsentResource(s state.Snapshot, key, what string) {
+	st.Helper()
+	r, ok, err := s.Resource(key)
+	if r != nil || ok || err != nil {
+		st.Errorf("%s: Resource(%q) of an absent resource = %v, %v, %v; want nil, false, nil", what, key, r, ok, err)
+	}
+}
+
+// checkView checks what a new View of b shows.
+func (st *store) checkView(b state.Backend, e *expect, what string) {
+	st.Helper()
+	st.view(b, what, func(s state.Snapshot) { st.check(s, e, what) })
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (st *store) metadata(b state.Backend, what string) state.Metadata {
+	st.Helper()
+	var m state.Metadata
+	st.view(b, what, func(s state.Snapshot) { m = s.Metadata() })
+	return m
+}
+
+func (s *suite) testNewStore(st *store) {
+	b := st.open()
+	m := st.metadata(b, "new store")
+	if m.Version != state.FormatVersion {
+		st.Errorf("new store: Version %q, want %q", m.Version, state.FormatVersion)
+	}
+	if m.Lineage == "" {
+		st.Errorf("new store: no Lineage")
+	}
+	if m.Serial != 0 {
+		st.Errorf("new store: Serial %d, want 0", m.Serial)
+	}
+	if m.CreatedAt.IsZero() || m.CreatedAt != state.Timestamp(m.CreatedAt) || m.UpdatedAt != state.Timestamp(m.UpdatedAt) {
+		st.Errorf("new store: times %v, %v: want set, UTC, no monotonic reading", m.CreatedAt, m.UpdatedAt)
+	}
+	st.checkView(b, newExpect(), "new store")
+	// A store that was never committed to may not exist yet (filebackend
+	// creates its file with the first Commit), so its lineage is fixed by
+	// the first Commit, and then for good.
+	b = st.reopen(b)
+	st.checkView(b, newExpect(), "new store, reopened")
+	m1, ok := st.commit(b)
+	if !ok {
+		return
+	}
+	if m1.Serial != 1 || m1.Lineage == "" || m1.Version != state.FormatVersion {
+		st.Errorf("the first Commit, of an empty batch: metadata %+v; want serial 1, a lineage, version %q", m1, state.FormatVersion)
+	}
+	for range 2 {
+		b = st.reopen(b)
+		if again := st.metadata(b, "reopened"); again.Lineage != m1.Lineage || again.Serial != 1 {
+			st.Errorf("after reopen: lineage %q and serial %d, want %q and 1 (the lineage never changes)", again.Lineage, again.Serial, m1.Lineage)
+		}
+	}
+	st.checkView(b, newExpect(), "after an empty batch")
+}
+
+func (s *suite) testRoundTrip(st *store) {
+	b := st.open()
+	e := newExpect()
+	emptyMaps := &state.HostState{Name: "empty-maps", Vars: map[string]any{}, CreatedAt: ts, UpdatedAt: ts}
+	emptyData := &state.ResourceState{Type: "ip", Data: map[string]any{}, Tags: map[string]string{}, CreatedAt: ts, UpdatedAt: ts}
+	changes := []state.Change{
+		putHost(host("web01")),
+		putHost(bareHost("bare")),
+		putHost(emptyMaps),
+		putHost(&state.HostState{Name: "ünï-cödé.x", Port: 65535, Address: "[2001:db8::1]", CreatedAt: ts, UpdatedAt: ts}),
+		putHost(&state.HostState{Name: strings.Repeat("n", state.MaxNameLen), User: strings.Repeat("u", 4096)}),
+		putHost(&state.HostState{Name: "extreme-times", CreatedAt: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), UpdatedAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}),
+		putResource("linode:12345678", resource("linode", "12345678")),
+		putResource("ip:1", bareResource("ip")),
+		putResource("ip:2", emptyData),
+		putResource("dns:a.example.com.", resource("dns", "a")),
+		putResource(strings.Repeat("k", state.MaxNameLen), bareResource(strings.Repeat("t", state.MaxNameLen))),
+		putResource("big", &state.ResourceState{Type: "blob", Data: map[string]any{"blob": strings.Repeat("x", 256<<10)}}),
+	}
+	// The records are copied first: Commit must not change what it is
+	// given.
+	given := make([]state.Change, len(changes))
+	for i, c := range changes {
+		given[i] = state.Change{Kind: c.Kind, Key: c.Key, Host: c.Host.Clone(), Resource: c.Resource.Clone()}
+	}
+	if m, ok := st.commit(b, changes...); ok && m.Serial != 1 {
+		st.Errorf("Commit returned Serial %d, want 1", m.Serial)
+	}
+	for i := range changes {
+		if !reflect.DeepEqual(changes[i], given[i]) {
+			st.Errorf("Commit changed the record it was given for %v %q", changes[i].Kind, changes[i].Key)
+		}
+	}
+	e.apply(given...)
+	st.checkView(b, e, "after Commit")
+	b = st.reopen(b)
+	st.checkView(b, e, "after reopen")
+
+	// A put of an existing key replaces the whole record.
+	next := &state.HostState{Name: "web01", Address: "192.0.2.99", CreatedAt: ts, UpdatedAt: ts.Add(time.Hour)}
+	nextR := &state.ResourceState{Type: "linode", ID: "other", CreatedAt: ts, UpdatedAt: ts.Add(time.Hour)}
+	st.commit(b, putHost(next), putResource("linode:12345678", nextR))
+	e.apply(putHost(next), putResource("linode:12345678", nextR))
+	st.checkView(b, e, "after replacing records")
+	b = st.reopen(b)
+	st.checkView(b, e, "after replacing records and reopen")
+}
+
+// orderNames are host names whose byte order differs from a
+// case-insensitive, a Unicode-collated or a numeric one (and that Ansible
+// can address); orderKeys are resource keys, which may also hold
+// separators and spaces.
+var (
+	orderNames = []string{
+		"web10", "db01", "Web02", "web02", "a-b", "a_b", "a.b", "a", "B", "b",
+		"zeta", "ω", "É", "e", "é", "Z", "_x", "x~", "web9", "10", "9",
+	}
+	orderKeys = []string{"a/b", "a b", "~x", "a:b", "A", "a", "é", "e", "10", "9", "ω", "z/../y"}
+)
+
+func (s *suite) testOrdering(st *store) {
+	b := st.open()
+	e := newExpect()
+	var changes []state.Change
+	types := []string{"linode", "Linode", "aws", "linode_instance", "linod", "linode\u00e9"}
+	for i, n := range orderNames {
+		changes = append(changes, putHost(bareHost(n)))
+		changes = append(changes, putResource(n+":r", bareResource(types[i%len(types)])))
+	}
+	for i, k := range orderKeys {
+		changes = append(changes, putResource(k, bareResource(types[i%len(types)])))
+	}
+	st.commit(b, changes...)
+	e.apply(changes...)
+	want := slices.Clone(orderNames)
+	slices.Sort(want)
+	st.view(b, "byte order", func(s state.Snapshot) {
+		c := st.read(s, "byte order")
+		if got := c.hostNames(); !slices.Equal(got, want) {
+			st.Errorf("Hosts yields %q, want byte order %q", got, want)
+		}
+	})
+	st.checkView(b, e, "byte order")
+	b = st.reopen(b)
+	st.checkView(b, e, "byte order after reopen")
+}
+
+func (s *suite) testCrossChecks(st *store) {
+	b := st.open()
+	e := newExpect()
+	step := func(what string, changes ...state.Change) {
+		st.commit(b, changes...)
+		e.apply(changes...)
+		st.view(b, what, func(s state.Snapshot) {
+			reportCheck(st, what+": CheckSnapshot", state.CheckSnapshot(s))
+			st.check(s, e, what)
+		})
+	}
+	step("puts", putHost(host("a")), putHost(host("c")), putResource("r1", resource("t1", "1")), putResource("r2", resource("t2", "2")), putResource("r3", resource("t1", "3")))
+	step("more puts", putHost(host("b")), putResource("r0", resource("t2", "0")))
+	step("deletes", delHost("c"), delResource("r1"))
+	step("type change", putResource("r3", resource("t2", "3")))
+	step("an empty batch")
+	b = st.reopen(b)
+	st.view(b, "after reopen", func(s state.Snapshot) {
+		reportCheck(st, "after reopen: CheckSnapshot", state.CheckSnapshot(s))
+		st.check(s, e, "after reopen")
+	})
+}
+
+func (s *suite) testDeletes(st *store) {
+	b := st.open()
+	e := newExpect()
+	puts := []state.Change{putHost(host("a")), putHost(host("b")), putResource("r1", resource("t", "1")), putResource("r2", resource("t", "2"))}
+	st.commit(b, puts...)
+	e.apply(puts...)
+	m0 := st.metadata(b, "before deletes")
+	dels := []state.Change{delHost("a"), delResource("r1")}
+	m, ok := st.commit(b, dels...)
+	e.apply(dels...)
+	if ok && m.Serial != m0.Serial+1 {
+		st.Errorf("a batch of deletes: Serial %d, want %d", m.Serial, m0.Serial+1)
+	}
+	st.checkView(b, e, "after deletes")
+	// Deleting absent keys is not an error and changes no record; the
+	// batch still counts.
+	m, ok = st.commit(b, delHost("a"), delHost("never"), delResource("never"))
+	if ok && m.Serial != m0.Serial+2 {
+		st.Errorf("a batch of deletes of absent keys: Serial %d, want %d", m.Serial, m0.Serial+2)
+	}
+	st.checkView(b, e, "after deleting absent keys")
+	// A key deleted and put back.
+	st.commit(b, putHost(bareHost("a")))
+	e.apply(putHost(bareHost("a")))
+	b = st.reopen(b)
+	st.checkView(b, e, "after reopen")
+}
+
+func (s *suite) testTypeChange(st *store) {
+	b := st.open()
+	e := newExpect()
+	puts := []state.Change{putResource("k1", resource("linode", "1")), putResource("k2", resource("linode", "2")), putResource("k3", resource("aws", "3"))}
+	st.commit(b, puts...)
+	e.apply(puts...)
+	moves := []state.Change{putResource("k1", resource("aws", "1")), putResource("k3", resource("gcp", "3"))}
+	st.commit(b, moves...)
+	e.apply(moves...)
+	st.checkView(b, e, "after type changes")
+	st.commit(b, delResource("k2"))
+	e.apply(delResource("k2"))
+	st.view(b, "after deleting the last of a type", func(s state.Snapshot) {
+		if got := st.ofType(s, "linode", "after deleting the last linode"); len(got) != 0 {
+			st.Errorf("ResourcesOfType(linode) yields %q after every linode resource moved or went", got)
+		}
+	})
+	b = st.reopen(b)
+	st.checkView(b, e, "after reopen")
+}
+
+func (s *suite) testMetadata(st *store) {
+	b := st.open()
+	m0 := st.metadata(b, "new store")
+	// Batch times relative to the store's creation, which is now.
+	later := m0.UpdatedAt.Add(24 * time.Hour)
+	earlier := m0.UpdatedAt.Add(-24 * time.Hour)
+	steps := []struct {
+		name  string
+		batch *state.Batch
+		// updated is what UpdatedAt must be after the step (zero: not
+		// earlier than before).
+		updated time.Time
+	}{
+		{"a put", &state.Batch{Time: later, Changes: []state.Change{putHost(bareHost("a"))}}, later},
+		{"an empty batch", &state.Batch{Time: later.Add(time.Nanosecond)}, later.Add(time.Nanosecond)},
+		{"an earlier batch time", &state.Batch{Time: earlier, Changes: []state.Change{putHost(bareHost("b"))}}, later.Add(time.Nanosecond)},
+		{"a delete", &state.Batch{Time: later.Add(time.Hour), Changes: []state.Change{delHost("a")}}, later.Add(time.Hour)},
+	}
+	prev := m0
+	for i, step := range steps {
+		m, ok := st.commitBatch(b, step.batch)
+		if !ok {
+			continue
+		}
+		stored := st.metadata(b, step.name)
+		if !reflect.DeepEqual(m, stored) {
+			st.Errorf("%s: Commit returned %+v, a View then shows %+v", step.name, m, stored)
+		}
+		if m.Serial != m0.Serial+uint64(i)+1 {
+			st.Errorf("%s: Serial %d, want %d (one more per batch)", step.name, m.Serial, m0.Serial+uint64(i)+1)
+		}
+		if m.Lineage != m0.Lineage || m.Version != m0.Version || m.CreatedAt != m0.CreatedAt {
+			st.Errorf("%s: Lineage, Version and CreatedAt changed: %+v, was %+v", step.name, m, m0)
+		}
+		if m.UpdatedAt != step.updated {
+			st.Errorf("%s: UpdatedAt %v, want %v (the batch time, never earlier than before)", step.name, m.UpdatedAt, step.updated)
+		}
+		if m.UpdatedAt.Before(prev.UpdatedAt) {
+			st.Errorf("%s: UpdatedAt went back from %v to %v", step.name, prev.UpdatedAt, m.UpdatedAt)
+		}
+		prev = m
+	}
+	b = st.reopen(b)
+	if again := st.metadata(b, "after reopen"); !reflect.DeepEqual(again, prev) {
+		st.Errorf("after reopen: metadata %+v, before %+v", again, prev)
+	}
+}
+
+func (s *suite) testCopies(st *store) {
+	b := st.open()
+	e := newExpect()
+	puts := []state.Change{putHost(host("web01")), putResource("k", resource("linode", "1"))}
+	st.commit(b, puts...)
+	e.apply(puts...)
+	mutateHost := func(h *state.HostState) {
+		if h == nil {
+			return
+		}
+		h.Address = "changed"
+		h.Vars["string"] = "changed"
+		if n, ok := h.Vars["nested"].(map[string]any); ok {
+			if p, ok := n["ports"].([]any); ok && len(p) > 0 {
+				p[0] = int64(1)
+			}
+		}
+		if len(h.Groups) > 0 {
+			h.Groups[0] = "changed"
+		}
+	}
+	mutateResource := func(r *state.ResourceState) {
+		if r == nil {
+			return
+		}
+		r.ID = "changed"
+		r.Tags["role"] = "changed"
+		if l, ok := r.Data["list"].([]any); ok && len(l) > 0 {
+			l[0] = "changed"
+		}
+	}
+	st.view(b, "mutating what a Snapshot hands out", func(s state.Snapshot) {
+		h, _, _ := s.Host("web01")
+		mutateHost(h)
+		s.Hosts(func(h *state.HostState) error { mutateHost(h); return nil })
+		r, _, _ := s.Resource("k")
+		mutateResource(r)
+		s.Resources(func(_ string, r *state.ResourceState) error { mutateResource(r); return nil })
+		state.ResourcesOfType(s, "linode", func(_ string, r *state.ResourceState) error { mutateResource(r); return nil })
+		// Within the same View too, the records are the caller's.
+		st.check(s, e, "the same View, after mutating its records")
+	})
+	st.checkView(b, e, "a new View, after mutating a Snapshot's records")
+	b = st.reopen(b)
+	st.checkView(b, e, "after reopen")
+}
+
+func (s *suite) testCallbackErrors(st *store) {
+	b := st.open()
+	st.commit(b, putHost(bareHost("a")), putHost(bareHost("b")), putResource("r1", bareResource("t")), putResource("r2", bareResource("t")))
+	stop := errors.New("statetest: stop")
+	st.view(b, "callback errors", func(s state.Snapshot) {
+		for name, walk := range map[string]func(func() error) error{
+			"Hosts": func(cb func() error) error { return s.Hosts(func(*state.HostState) error { return cb() }) },
+			"Resources": func(cb func() error) error {
+				return s.Resources(func(string, *state.ResourceState) error { return cb() })
+			},
+			"ResourcesOfType": func(cb func() error) error {
+				return state.ResourcesOfType(s, "t", func(string, *state.ResourceState) error { return cb() })
+			},
+		} {
+			n := 0
+			err := walk(func() error { n++; return stop })
+			if err != stop {
+				st.Errorf("%s: a callback's error comes back as %v, want it unchanged", name, err)
+			}
+			if n != 1 {
+				st.Errorf("%s: called the callback %d times after it returned an error, want 1", name, n)
+			}
+		}
+	})
+	wrapped := fmt.Errorf("wrapped: %w", stop)
+	err := b.View(func(state.Snapshot) error { return wrapped })
+	if err != wrapped {
+		st.Errorf("View returns fn's error as %v, want it unchanged", err)
+	}
+}
+
+// waitFor waits up to d for c to be closed and reports whether it was.
+func waitFor(c <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-c:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (s *suite) testSnapshotIsolation(st *store) {
+	b := st.open()
+	old := newExpect()
+	puts := []state.Change{putHost(bareHost("a")), putResource("r", bareResource("t"))}
+	m0, _ := st.commit(b, puts...)
+	old.apply(puts...)
+	next := newExpect()
+	changes := []state.Change{putHost(host("a")), putHost(bareHost("b")), delResource("r"), putResource("s", bareResource("t"))}
+	next.apply(puts...)
+	next.apply(changes...)
+
+	committed := make(chan struct{})
+	var m1 state.Metadata
+	var commitErr error
+	st.view(b, "a View open while a Commit runs", func(snap state.Snapshot) {
+		st.check(snap, old, "before the Commit")
+		go func() {
+			defer close(committed)
+			m1, commitErr = b.Commit(&state.Batch{Time: ts, Changes: changes})
+		}()
+		// Backends may make a Commit wait for Views; give it the chance
+		// to finish, and check the View either way.
+		waitFor(committed, 2*time.Second)
+		if m := snap.Metadata(); m.Serial != m0.Serial {
+			st.Errorf("a View started before a Commit shows serial %d, want %d (as of its start)", m.Serial, m0.Serial)
+		}
+		st.check(snap, old, "a View started before a Commit, after it")
+	})
+	if !waitFor(committed, 30*time.Second) {
+		st.Fatalf("Commit did not return 30 s after the View ended")
+	}
+	if commitErr != nil {
+		st.Errorf("Commit while a View ran: %v", commitErr)
+		return
+	}
+	if m1.Serial != m0.Serial+1 {
+		st.Errorf("Commit returned serial %d, want %d", m1.Serial, m0.Serial+1)
+	}
+	st.view(b, "a View started after the Commit", func(snap state.Snapshot) {
+		if m := snap.Metadata(); m.Serial != m1.Serial {
+			st.Errorf("a View started after a Commit returned shows serial %d, want %d", m.Serial, m1.Serial)
+		}
+		st.check(snap, next, "a View started after the Commit")
+	})
+}
+
+func (s *suite) testConcurrentCommits(st *store) {
+	b := st.open()
+	m0 := st.metadata(b, "start")
+	const writers, each = 8, 6
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	serials := map[uint64]string{}
+	done := make(chan struct{})
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				name := fmt.Sprintf("w%d-h%d", w, i)
+				m, err := b.Commit(&state.Batch{Time: ts, Changes: []state.Change{putHost(bareHost(name))}})
+				if err != nil {
+					st.Errorf("concurrent Commit of %s: %v", name, err)
+					continue
+				}
+				mu.Lock()
+				if prev, dup := serials[m.Serial]; dup {
+					st.Errorf("concurrent Commits of %s and %s both returned serial %d", prev, name, m.Serial)
+				}
+				serials[m.Serial] = name
+				mu.Unlock()
+			}
+		}()
+	}
+	// Views while the commits run: each sees the store after some number
+	// of them, whole: one host per committed batch.
+	var views sync.WaitGroup
+	views.Add(1)
+	torn := false // owned by the viewing goroutine
+	go func() {
+		defer views.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			err := b.View(func(s state.Snapshot) error {
+				m := s.Metadata()
+				n, _ := s.Len()
+				walked := 0
+				s.Hosts(func(*state.HostState) error { walked++; return nil })
+				if (uint64(n) != m.Serial-m0.Serial || walked != n) && !torn {
+					torn = true // once is enough
+					st.Errorf("a View during concurrent Commits: serial %d (start %d), Len %d hosts, Hosts yields %d: not one consistent moment", m.Serial, m0.Serial, n, walked)
+				}
+				return nil
+			})
+			if err != nil && !torn {
+				torn = true
+				st.Errorf("a View during concurrent Commits: %v", err)
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	views.Wait()
+	e := newExpect()
+	for w := range writers {
+		for i := range each {
+			e.apply(putHost(bareHost(fmt.Sprintf("w%d-h%d", w, i))))
+		}
+	}
+	if m := st.metadata(b, "after concurrent Commits"); m.Serial != m0.Serial+writers*each {
+		st.Errorf("after %d concurrent Commits: serial %d, want %d", writers*each, m.Serial, m0.Serial+writers*each)
+	}
+	st.checkView(b, e, "after concurrent Commits")
+	b = st.reopen(b)
+	st.checkView(b, e, "after concurrent Commits and reopen")
+}
+
+func (s *suite) testReplace(st *store) {
+	b := st.open()
+	old := []state.Change{putHost(host("old")), putHost(host("kept")), putResource("old:1", resource("old", "1")), putResource("linode:1", resource("linode", "1"))}
+	m0, _ := st.commit(b, old...)
+	meta := state.Metadata{Version: state.FormatVersion, Lineage: "replaced-lineage", Serial: m0.Serial + 40, CreatedAt: ts.Add(-time.Hour), UpdatedAt: ts}
+	e := newExpect()
+	changes := []state.Change{putHost(bareHost("kept")), putHost(host("new")), putResource("linode:1", bareResource("linode")), putResource("linode:2", resource("linode", "2"))}
+	e.apply(changes...)
+	m, ok := st.commitBatch(b, &state.Batch{Time: ts.Add(time.Hour), Changes: changes, Replace: &meta})
+	if ok && !reflect.DeepEqual(m, meta) {
+		st.Errorf("Commit with Replace returned metadata %+v, want %+v as given", m, meta)
+	}
+	check := func(what string) {
+		st.view(b, what, func(s state.Snapshot) {
+			if got := s.Metadata(); !reflect.DeepEqual(got, meta) {
+				st.Errorf("%s: metadata %+v, want %+v", what, got, meta)
+			}
+			st.check(s, e, what)
+			if got := st.ofType(s, "old", what); len(got) != 0 {
+				st.Errorf("%s: ResourcesOfType(old) yields %q: records of before the Replace", what, got)
+			}
+		})
+	}
+	check("after Replace")
+	b = st.reopen(b)
+	check("after Replace and reopen")
+	// A later commit builds on the replaced metadata.
+	if m, ok := st.commit(b, putHost(bareHost("later"))); ok && (m.Serial != meta.Serial+1 || m.Lineage != meta.Lineage) {
+		st.Errorf("a Commit after Replace: serial %d, lineage %q; want %d, %q", m.Serial, m.Lineage, meta.Serial+1, meta.Lineage)
+	}
+	e.apply(putHost(bareHost("later")))
+	st.checkView(b, e, "a Commit after Replace")
+
+	// A Replace with no changes empties the store; missing version,
+	// lineage or creation time are filled in.
+	empty := state.Metadata{Serial: 3}
+	m, ok = st.commitBatch(b, &state.Batch{Time: ts, Replace: &empty})
+	if ok && (m.Serial != 3 || m.Version != state.FormatVersion || m.Lineage == "" || m.CreatedAt.IsZero()) {
+		st.Errorf("Replace with sparse metadata: got %+v; want serial 3 as given, version, lineage and times filled in", m)
+	}
+	st.checkView(b, newExpect(), "after an empty Replace")
+	b = st.reopen(b)
+	st.checkView(b, newExpect(), "after an empty Replace and reopen")
+}
+
+func (s *suite) testReadOnly(st *store) {
+	b := st.open()
+	e := newExpect()
+	puts := []state.Change{putHost(host("a")), putResource("r", resource("t", "1"))}
+	st.commit(b, puts...)
+	e.apply(puts...)
+	meta := st.metadata(b, "before")
+	if err := b.Close(); err != nil {
+		st.Errorf("Close: %v", err)
+	}
+
+	ro := st.openWith(OpenOptions{ReadOnly: true})
+	st.view(ro, "read-only", func(s state.Snapshot) {
+		if got := s.Metadata(); !reflect.DeepEqual(got, meta) {
+			st.Errorf("read-only: metadata %+v, want %+v", got, meta)
+		}
+		st.check(s, e, "read-only")
+	})
+	for name, batch := range map[string]*state.Batch{
+		"a put":          {Time: ts, Changes: []state.Change{putHost(bareHost("b"))}},
+		"a delete":       {Time: ts, Changes: []state.Change{delHost("a")}},
+		"an empty batch": {Time: ts},
+		"a Replace":      {Time: ts, Replace: &state.Metadata{Serial: 99}},
+	} {
+		if _, err := ro.Commit(batch); !errors.Is(err, state.ErrReadOnly) {
+			st.Errorf("read-only: Commit of %s: %v, want an error matching state.ErrReadOnly", name, err)
+		}
+	}
+	if _, ok := ro.(state.Checker); ok {
+		reportCheck(st, "read-only: Check", state.Check(ro))
+	}
+	if err := ro.Close(); err != nil {
+		st.Errorf("read-only: Close: %v", err)
+	}
+	b = st.open()
+	if got := st.metadata(b, "after the read-only backend"); !reflect.DeepEqual(got, meta) {
+		st.Errorf("after refused read-only Commits: metadata %+v, want %+v", got, meta)
+	}
+	st.checkView(b, e, "after refused read-only Commits")
+}
+
+func (s *suite) testCommitErrorLeavesNoTrace(st *store) {
+	b := st.open()
+	e := newExpect()
+	puts := []state.Change{putHost(host("a")), putResource("r", resource("t", "1"))}
+	m0, _ := st.commit(b, puts...)
+	e.apply(puts...)
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	good := putHost(bareHost("good"))
+	mismatch := bareHost("other")
+	badTime := bareResource("t")
+	badTime.UpdatedAt = far
+	bad := map[string]*state.Batch{
+		"a host under another name":  {Time: ts, Changes: []state.Change{good, delResource("r"), {Kind: state.KindHost, Key: "wrong", Host: mismatch}}},
+		"a record time past 9999":    {Time: ts, Changes: []state.Change{good, putResource("r2", badTime)}},
+		"a batch time past 9999":     {Time: far, Changes: []state.Change{good}},
+		"a key changed twice":        {Time: ts, Changes: []state.Change{good, delHost("a"), putHost(bareHost("a"))}},
+		"an empty key":               {Time: ts, Changes: []state.Change{good, delResource("")}},
+		"a put under an invalid key": {Time: ts, Changes: []state.Change{good, putResource("a\nb", bareResource("t"))}},
+		"an invalid resource type":   {Time: ts, Changes: []state.Change{good, putResource("k", &state.ResourceState{Type: "", CreatedAt: ts, UpdatedAt: ts})}},
+		"a port out of range":        {Time: ts, Changes: []state.Change{good, putHost(&state.HostState{Name: "p", Port: 70000, CreatedAt: ts, UpdatedAt: ts})}},
+		"groups without a group":     {Time: ts, Changes: []state.Change{good, putHost(&state.HostState{Name: "g", Groups: []string{"x"}, CreatedAt: ts, UpdatedAt: ts})}},
+		"vars nested too deep":       {Time: ts, Changes: []state.Change{good, putHost(&state.HostState{Name: "d", Vars: deepMap(state.MaxValueDepth + 1), CreatedAt: ts, UpdatedAt: ts})}},
+		"a string not UTF-8":         {Time: ts, Changes: []state.Change{good, putHost(&state.HostState{Name: "u", Vars: map[string]any{"s": "\xff"}, CreatedAt: ts, UpdatedAt: ts})}},
+		"NaN":                        {Time: ts, Changes: []state.Change{good, putResource("n", &state.ResourceState{Type: "t", Data: map[string]any{"n": math.NaN()}, CreatedAt: ts, UpdatedAt: ts})}},
+		"an int, not an int64":       {Time: ts, Changes: []state.Change{good, putHost(&state.HostState{Name: "i", Vars: map[string]any{"port": 80}, CreatedAt: ts, UpdatedAt: ts})}},
+		"an integral float":          {Time: ts, Changes: []state.Change{good, putHost(&state.HostState{Name: "f", Vars: map[string]any{"port": 80.0}, CreatedAt: ts, UpdatedAt: ts})}},
+		"a local time":               {Time: ts, Changes: []state.Change{good, putHost(&state.HostState{Name: "t", CreatedAt: ts.In(time.FixedZone("X", 3600)), UpdatedAt: ts})}},
+		"an unknown kind":            {Time: ts, Changes: []state.Change{good, {Kind: 7, Key: "x"}}},
+		"a Replace past 9999":        {Time: ts, Changes: []state.Change{good}, Replace: &state.Metadata{CreatedAt: far}},
+		"no batch":                   nil,
+	}
+	for name, batch := range bad {
+		if _, err := b.Commit(batch); !errors.Is(err, state.ErrInvalid) {
+			st.Errorf("Commit of a batch with %s: %v, want an error matching state.ErrInvalid", name, err)
+		}
+	}
+	st.checkView(b, e, "after refused Commits")
+	if m := st.metadata(b, "after refused Commits"); m.Serial != m0.Serial {
+		st.Errorf("after refused Commits: serial %d, want %d (unchanged)", m.Serial, m0.Serial)
+	}
+	// A bad batch fails alone when it is committed beside good ones.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Commit(&state.Batch{Time: ts, Changes: []state.Change{putHost(bareHost(fmt.Sprintf("ok%d", i)))}}); err != nil {
+				st.Errorf("a good Commit beside bad ones: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			batch := &state.Batch{Time: ts, Changes: []state.Change{putHost(bareHost(fmt.Sprintf("bad%d", i))), {Kind: state.KindHost, Key: "x", Host: mismatch}}}
+			if _, err := b.Commit(batch); !errors.Is(err, state.ErrInvalid) {
+				st.Errorf("a bad Commit beside good ones: %v, want an error matching state.ErrInvalid", err)
+			}
+		}()
+		e.apply(putHost(bareHost(fmt.Sprintf("ok%d", i))))
+	}
+	wg.Wait()
+	if m := st.metadata(b, "after good and bad Commits"); m.Serial != m0.Serial+8 {
+		st.Errorf("after 8 good and 8 bad Commits: serial %d, want %d", m.Serial, m0.Serial+8)
+	}
+	st.checkView(b, e, "after good and bad Commits")
+	b = st.reopen(b)
+	st.checkView(b, e, "after good and bad Commits and reopen")
+}
+
+func (s *suite) testCloseWhileViewsRun(st *store) {
+	b := st.open()
+	e := newExpect()
+	puts := []state.Change{putHost(host("a")), putHost(bareHost("b")), putResource("r", resource("t", "1"))}
+	st.commit(b, puts...)
+	e.apply(puts...)
+
+	const views = 3
+	inView := make(chan struct{}, views)
+	closing, closed := make(chan struct{}), make(chan struct{})
+	var closeErr error
+	var wg sync.WaitGroup
+	for i := range views {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := b.View(func(snap state.Snapshot) error {
+				inView <- struct{}{}
+				<-closing
+				// Close has been called: it may wait for this View, or
+				// not; either way the Snapshot works until fn returns.
+				waitFor(closed, 100*time.Millisecond)
+				st.check(snap, e, fmt.Sprintf("View %d, while Close runs", i))
+				return nil
+			})
+			if err != nil {
+				st.Errorf("a View while Close runs: %v", err)
+			}
+		}()
+	}
+	for range views {
+		select {
+		case <-inView:
+		case <-time.After(30 * time.Second):
+			st.Fatalf("Views did not start within 30 s")
+		}
+	}
+	go func() {
+		defer close(closed)
+		close(closing)
+		closeErr = b.Close()
+	}()
+	wg.Wait()
+	if !waitFor(closed, 30*time.Second) {
+		st.Fatalf("Close did not return 30 s after the Views ended")
+	}
+	if closeErr != nil {
+		st.Errorf("Close while Views ran: %v", closeErr)
+	}
+	if err := b.View(func(state.Snapshot) error { return nil }); !errors.Is(err, state.ErrClosed) {
+		st.Errorf("View after Close: %v, want an error matching state.ErrClosed", err)
+	}
+	b = st.open()
+	st.checkView(b, e, "after reopen")
+}
+
+func (s *suite) testUseAfterClose(st *store) {
+	b := st.open()
+	e := newExpect()
+	st.commit(b, putHost(bareHost("a")))
+	e.apply(putHost(bareHost("a")))
+	if err := b.Close(); err != nil {
+		st.Errorf("Close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		st.Errorf("a second Close: %v, want nil", err)
+	}
+	called := false
+	if err := b.View(func(state.Snapshot) error { called = true; return nil }); !errors.Is(err, state.ErrClosed) {
+		st.Errorf("View after Close: %v, want an error matching state.ErrClosed", err)
+	}
+	if called {
+		st.Errorf("View after Close called its function")
+	}
+	for name, batch := range map[string]*state.Batch{
+		"a put":          {Time: ts, Changes: []state.Change{putHost(bareHost("late"))}},
+		"an empty batch": {Time: ts},
+	} {
+		if _, err := b.Commit(batch); !errors.Is(err, state.ErrClosed) {
+			st.Errorf("Commit of %s after Close: %v, want an error matching state.ErrClosed", name, err)
+		}
+	}
+	b = st.open()
+	st.checkView(b, e, "nothing written after Close")
+	if m := st.metadata(b, "after Close"); m.Serial != 1 {
+		st.Errorf("after Commits refused by a closed backend: serial %d, want 1", m.Serial)
+	}
+}
+
+func (s *suite) testManyRecords(st *store) {
+	b := st.open()
+	e := newExpect()
+	// More than a page of the etcd backend's scans (512), in batches that
+	// fit in one etcd transaction.
+	const n, per = 1100, 100
+	for start := 0; start < n; start += per {
+		var changes []state.Change
+		for i := start; i < start+per/2; i++ {
+			changes = append(changes, putHost(bareHost(fmt.Sprintf("host-%05d", n-i))))
+			changes = append(changes, putResource(fmt.Sprintf("res:%d", i), bareResource([]string{"a", "b", "c"}[i%3])))
+		}
+		if _, ok := st.commit(b, changes...); ok {
+			e.apply(changes...)
+		}
+	}
+	st.checkView(b, e, fmt.Sprintf("%d records", len(e.hosts)+len(e.resources)))
+	b = st.reopen(b)
+	st.checkView(b, e, "after reopen")
+}
+
+// deepMap returns maps nested depth levels deep.
+func deepMap(depth int) map[string]any {
+	m := map[string]any{}
+	for cur := m; depth > 1; depth-- {
 		next := map[string]any{}
 		cur["d"] = next
 		cur = next
 	}
-	hosts := []struct {
-		name  string
-		host  *state.HostState
-		field string
-	}{
-		{"nil host", nil, ""},
-		{"empty name", &state.HostState{}, "name"},
-		{"control char", &state.HostState{Name: "a\nb"}, "name"},
-		{"nul", &state.HostState{Name: "a\x00b"}, "name"},
-		{"too long", &state.HostState{Name: strings.Repeat("x", state.MaxNameLen+1)}, "name"},
-		{"bad utf8 name", &state.HostState{Name: "a\xffb"}, "name"},
-		{"bad utf8 address", &state.HostState{Name: "a", Address: "\xff"}, "address"},
-		{"negative port", &state.HostState{Name: "a", Port: -1}, "port"},
-		{"port too big", &state.HostState{Name: "a", Port: 65536}, "port"},
-		{"NaN", &state.HostState{Name: "a", Vars: map[string]any{"x": math.NaN()}}, "vars.x"},
-		{"Inf", &state.HostState{Name: "a", Vars: map[string]any{"x": []any{math.Inf(1)}}}, "vars.x.0"},
-		{"chan", &state.HostState{Name: "a", Vars: map[string]any{"c": make(chan int)}}, "vars.c"},
-		{"func", &state.HostState{Name: "a", Vars: map[string]any{"f": func() {}}}, "vars.f"},
-		{"complex", &state.HostState{Name: "a", Vars: map[string]any{"z": complex(1, 2)}}, "vars.z"},
-		{"cyclic map", &state.HostState{Name: "a", Vars: cyclic}, "vars.self"},
-		{"cyclic list", &state.HostState{Name: "a", Vars: map[string]any{"l": cyclicList}}, "vars.l"},
-		{"too deep", &state.HostState{Name: "a", Vars: deep}, "vars.d"},
-		{"bad utf8 value", &state.HostState{Name: "a", Vars: map[string]any{"s": "\xfe"}}, "vars.s"},
-		{"bad map key type", &state.HostState{Name: "a", Vars: map[string]any{"m": map[float64]int{1: 1}}}, "vars.m"},
-		// Names Ansible cannot address, and groups that break its inventory.
-		{"space in name", &state.HostState{Name: "bad name"}, "name"},
-		{"slash in name", &state.HostState{Name: "web/02"}, "name"},
-		{"comma in name", &state.HostState{Name: "a,b"}, "name"},
-		{"colon in name", &state.HostState{Name: "db:primary"}, "name"},
-		{"bracket in name", &state.HostState{Name: "web[1]"}, "name"},
-		{"pattern operator", &state.HostState{Name: "!web"}, "name"},
-		{"implicit group as name", &state.HostState{Name: "all"}, "name"},
-		{"tab in group", &state.HostState{Name: "a", Group: "web\tservers"}, "group"},
-		{"_meta group", &state.HostState{Name: "a", Group: "_meta"}, "group"},
-		{"_meta by Ansible's name", &state.HostState{Name: "a", Group: "web", Groups: []string{"-meta"}}, "groups.0"},
-	}
-	for _, tc := range hosts {
-		err := st.AddHost(tc.host)
-		require.Error(t, err, tc.name)
-		assert.ErrorIs(t, err, state.ErrInvalid, tc.name)
-		var fe *state.FieldError
-		if assert.ErrorAs(t, err, &fe, tc.name) {
-			assert.True(t, strings.HasPrefix(fe.Path, tc.field), "%s: error names the field %q, got %q (%v)", tc.name, tc.field, fe.Path, err)
-		}
-		err = st.Update(func(tx *state.Tx) error { return tx.AddHost(tc.host) })
-		assert.ErrorIs(t, err, state.ErrInvalid, "%s in Update", tc.name)
-	}
-	resources := []struct {
-		name, key string
-		res       *state.ResourceState
-		field     string
-	}{
-		{"empty key", "", &state.ResourceState{Type: "t"}, "key"},
-		{"key control char", "a\tb", &state.ResourceState{Type: "t"}, "key"},
-		{"key too long", strings.Repeat("k", state.MaxNameLen+1), &state.ResourceState{Type: "t"}, "key"},
-		{"nil resource", "k", nil, ""},
-		{"empty type", "k", &state.ResourceState{}, "type"},
-		{"type control char", "k", &state.ResourceState{Type: "a\x01"}, "type"},
-		{"NaN data", "k", &state.ResourceState{Type: "t", Data: map[string]any{"n": math.NaN()}}, "data.n"},
-		{"bad utf8 tag", "k", &state.ResourceState{Type: "t", Tags: map[string]string{"k": "\xff"}}, "tags.k"},
-	}
-	for _, tc := range resources {
-		err := st.AddResource(tc.key, tc.res)
-		require.Error(t, err, tc.name)
-		assert.ErrorIs(t, err, state.ErrInvalid, tc.name)
-		var fe *state.FieldError
-		if assert.ErrorAs(t, err, &fe, tc.name) {
-			assert.True(t, strings.HasPrefix(fe.Path, tc.field), "%s: error names the field %q, got %q", tc.name, tc.field, fe.Path)
-		}
-		err = st.Update(func(tx *state.Tx) error { return tx.AddResource(tc.key, tc.res) })
-		assert.ErrorIs(t, err, state.ErrInvalid, "%s in Update", tc.name)
-	}
-	// Host names may hold the punctuation Ansible addresses; resource keys
-	// path separators and spaces too.
-	for _, name := range []string{"a.b_c-d", "web-01.example.com", "ünïcode", "2001:db8::1", "10.0.0.1", "web*"} {
-		require.NoError(t, st.AddHost(&state.HostState{Name: name}), name)
-		require.NoError(t, st.RemoveHost(name))
-	}
-	for _, key := range []string{"a/b", "../x", "with space", "dns:a.b/A"} {
-		require.NoError(t, st.AddResource(key, &state.ResourceState{Type: "t"}), key)
-		require.NoError(t, st.RemoveResource(key))
-	}
-	after := st.Metadata()
-	assert.Equal(t, before.Serial+20, after.Serial, "only the 20 valid changes were written")
-	st = s.reopen(t, st, dir)
-	assert.Len(t, st.AllHosts(), 1, "nothing invalid was stored")
-	assert.Empty(t, st.AllResources())
-}
-
-func (s *suite) testReplace(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	require.NoError(t, st.AddHost(sampleHost("old")))
-	require.NoError(t, st.AddResource("old:1", sampleResource("1")))
-	cur := st.Metadata()
-	ts := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
-	doc := &state.Contents{
-		Metadata: state.Metadata{Version: "1.0", CreatedAt: ts, UpdatedAt: ts.Add(time.Hour), Serial: cur.Serial, Lineage: cur.Lineage},
-		Hosts: map[string]*state.HostState{
-			"web01": {Name: "web01", Address: "192.168.1.10", Port: 22, Vars: map[string]any{"http_port": 80}, CreatedAt: ts, UpdatedAt: ts},
-		},
-		Resources: map[string]*state.ResourceState{
-			"linode:1": {Type: "linode", ID: "1", CreatedAt: ts, UpdatedAt: ts},
-		},
-	}
-	require.NoError(t, st.Replace(doc, false))
-	check := func(when string) {
-		assert.False(t, st.HasHost("old"), "%s: old contents gone", when)
-		_, ok := st.GetResource("old:1")
-		assert.False(t, ok, when)
-		h, ok := st.GetHost("web01")
-		require.True(t, ok, when)
-		assert.Equal(t, int64(80), h.Vars["http_port"], "%s: imported values normalized", when)
-		assert.True(t, h.CreatedAt == ts, "%s: imported records keep their timestamps", when)
-		assert.Len(t, st.GetResourcesByType("linode"), 1, when)
-		assert.Empty(t, st.GetResourcesByType("old"), when)
-		m := st.Metadata()
-		assert.Equal(t, cur.Lineage, m.Lineage, when)
-		assert.Equal(t, cur.Serial+1, m.Serial, "%s: the import is a change", when)
-		assert.True(t, m.CreatedAt == ts, when)
-	}
-	check("after Replace")
-	st = s.reopen(t, st, dir)
-	check("after reopen")
-
-	// An invalid document is refused whole.
-	bad := &state.Contents{Metadata: st.Metadata(), Hosts: map[string]*state.HostState{
-		"good": {Name: "good"},
-		"web9": {Name: "web9", Port: 99999},
-	}}
-	err := st.Replace(bad, true)
-	require.ErrorIs(t, err, state.ErrInvalid)
-	assert.Contains(t, err.Error(), "hosts.web9.port")
-	mismatch := &state.Contents{Hosts: map[string]*state.HostState{"a": {Name: "b"}}}
-	assert.ErrorIs(t, st.Replace(mismatch, true), state.ErrInvalid, "a host stored under another name")
-	check("after refused Replace")
-}
-
-func (s *suite) testReplaceConflicts(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	// Into an empty store, a document without lineage or serial imports.
-	plain := &state.Contents{Hosts: map[string]*state.HostState{"a": {Name: "a"}}}
-	require.NoError(t, st.Replace(plain, false))
-	lineage := st.Metadata().Lineage
-	assert.NotEmpty(t, lineage, "store keeps a lineage")
-	require.NoError(t, st.AddHost(sampleHost("b")))
-	cur := st.Metadata()
-
-	cases := []struct {
-		name string
-		meta state.Metadata
-	}{
-		{"no lineage", state.Metadata{}},
-		{"other lineage", state.Metadata{Lineage: "other", Serial: cur.Serial + 5}},
-		{"older serial", state.Metadata{Lineage: lineage, Serial: cur.Serial - 1}},
-	}
-	for _, tc := range cases {
-		doc := &state.Contents{Metadata: tc.meta, Hosts: map[string]*state.HostState{"x": {Name: "x"}}}
-		var ce *state.ConflictError
-		assert.ErrorAs(t, st.CheckReplace(doc, false), &ce, "%s: CheckReplace agrees", tc.name)
-		assert.NoError(t, st.CheckReplace(doc, true), "%s: forced", tc.name)
-		err := st.Replace(doc, false)
-		assert.ErrorIs(t, err, state.ErrConflict, tc.name)
-		assert.ErrorAs(t, err, &ce, tc.name)
-		assert.True(t, st.HasHost("b"), "%s: refused import changes nothing", tc.name)
-		assert.Equal(t, cur, st.Metadata(), tc.name)
-	}
-	// Same lineage, same or newer serial: accepted.
-	require.NoError(t, st.Replace(&state.Contents{Metadata: state.Metadata{Lineage: lineage, Serial: cur.Serial}}, false))
-	assert.Equal(t, cur.Serial+1, st.Metadata().Serial)
-	// Forced: anything goes; the lineage becomes the document's.
-	require.NoError(t, st.Replace(&state.Contents{Metadata: state.Metadata{Lineage: "forced", Serial: 1}, Hosts: map[string]*state.HostState{"x": {Name: "x"}}}, true))
-	assert.Equal(t, "forced", st.Metadata().Lineage)
-	assert.Equal(t, cur.Serial+2, st.Metadata().Serial, "serial never goes back")
-	st = s.reopen(t, st, dir)
-	assert.Equal(t, "forced", st.Metadata().Lineage)
-	assert.True(t, st.HasHost("x"))
-	assert.False(t, st.HasHost("b"))
-}
-
-func (s *suite) testSnapshot(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	require.NoError(t, st.AddHost(sampleHost("b")))
-	require.NoError(t, st.AddHost(sampleHost("a")))
-	require.NoError(t, st.AddResource("linode:2", sampleResource("2")))
-	require.NoError(t, st.AddResource("linode:1", sampleResource("1")))
-	require.NoError(t, st.AddResource("aws:1", &state.ResourceState{Type: "aws"}))
-	meta := st.Metadata()
-	require.NoError(t, st.Close())
-
-	b := s.open(t, dir)
-	defer b.Close()
-	check := func(v state.Viewer, what string) {
-		require.NoError(t, v.View(func(snap state.Snapshot) error {
-			assert.Equal(t, meta, snap.Metadata(), what)
-			nh, nr := snap.Len()
-			assert.Equal(t, 2, nh, what)
-			assert.Equal(t, 3, nr, what)
-			h, ok, err := snap.Host("a")
-			require.NoError(t, err)
-			require.True(t, ok)
-			sameHost(t, sampleHost("a"), h, what)
-			h.Vars["string"] = "mutated"
-			_, ok, err = snap.Host("zz")
-			assert.NoError(t, err)
-			assert.False(t, ok)
-			r, ok, err := snap.Resource("linode:1")
-			require.NoError(t, err)
-			require.True(t, ok)
-			sameResource(t, sampleResource("1"), r, what)
-			_, ok, _ = snap.Resource("zz")
-			assert.False(t, ok)
-
-			var names, keys, typed []string
-			require.NoError(t, snap.Hosts(func(h *state.HostState) error { names = append(names, h.Name); return nil }))
-			require.NoError(t, snap.Resources(func(k string, _ *state.ResourceState) error { keys = append(keys, k); return nil }))
-			require.NoError(t, state.ResourcesOfType(snap, "linode", func(k string, r *state.ResourceState) error {
-				assert.Equal(t, "linode", r.Type)
-				typed = append(typed, k)
-				return nil
-			}))
-			assert.Equal(t, []string{"a", "b"}, names, what)
-			assert.Equal(t, []string{"aws:1", "linode:1", "linode:2"}, keys, what)
-			assert.Equal(t, []string{"linode:1", "linode:2"}, typed, what)
-			stop := errors.New("stop")
-			n := 0
-			err = snap.Hosts(func(*state.HostState) error { n++; return stop })
-			assert.ErrorIs(t, err, stop, "callback errors stop the iteration")
-			assert.Equal(t, 1, n)
-			assert.ErrorIs(t, state.ResourcesOfType(snap, "linode", func(string, *state.ResourceState) error { return stop }), stop)
-			return nil
-		}))
-		require.NoError(t, v.View(func(snap state.Snapshot) error {
-			h, _, _ := snap.Host("a")
-			sameHost(t, sampleHost("a"), h, what+": snapshot records are copies")
-			return nil
-		}))
-	}
-	check(b, "backend snapshot")
-	st2, err := state.Open(b)
-	require.NoError(t, err)
-	defer st2.Close()
-	check(st2, "State snapshot")
-}
-
-func (s *suite) testBackendBatchAtomic(t *testing.T) {
-	dir := t.TempDir()
-	b := s.open(t, dir)
-	var meta0 state.Metadata
-	require.NoError(t, b.View(func(snap state.Snapshot) error { meta0 = snap.Metadata(); return nil }))
-	now := state.Timestamp(time.Now())
-	h := &state.HostState{Name: "h", CreatedAt: now, UpdatedAt: now}
-	r := &state.ResourceState{Type: "t", CreatedAt: now, UpdatedAt: now}
-	m, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{
-		{Kind: state.KindHost, Key: "h", Host: h},
-		{Kind: state.KindResource, Key: "r", Resource: r},
-		{Kind: state.KindHost, Key: "absent"},
-	}})
-	require.NoError(t, err)
-	assert.Equal(t, meta0.Serial+1, m.Serial, "Commit returns the metadata after the batch")
-	assert.Equal(t, meta0.Lineage, m.Lineage)
-	assert.True(t, !m.UpdatedAt.Before(now))
-	require.NoError(t, b.Close())
-
-	b = s.open(t, dir)
-	defer b.Close()
-	require.NoError(t, b.View(func(snap state.Snapshot) error {
-		assert.Equal(t, m, snap.Metadata(), "Commit's metadata is what is stored")
-		got, ok, err := snap.Host("h")
-		require.NoError(t, err)
-		require.True(t, ok)
-		assert.True(t, reflect.DeepEqual(h, got), "stored exactly: %#v vs %#v", h, got)
-		_, ok, _ = snap.Resource("r")
-		assert.True(t, ok)
-		return nil
-	}))
-	// Concurrent Commits from many goroutines each apply exactly once.
-	var wg sync.WaitGroup
-	const n = 40
-	serials := make(chan uint64, n)
-	for i := range n {
-		wg.Go(func() {
-			rec := &state.HostState{Name: fmt.Sprintf("c%02d", i), CreatedAt: now, UpdatedAt: now}
-			m, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: rec.Name, Host: rec}}})
-			assert.NoError(t, err)
-			serials <- m.Serial
-		})
-	}
-	wg.Wait()
-	close(serials)
-	seen := map[uint64]bool{}
-	for sn := range serials {
-		assert.False(t, seen[sn], "serial %d returned twice", sn)
-		seen[sn] = true
-	}
-	require.NoError(t, b.View(func(snap state.Snapshot) error {
-		nh, _ := snap.Len()
-		assert.Equal(t, 1+n, nh)
-		assert.Equal(t, m.Serial+n, snap.Metadata().Serial, "each concurrent batch is one change")
-		return nil
-	}))
-}
-
-func (s *suite) testConcurrentUse(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	const workers, perWorker = 16, 25
-	start := st.Metadata().Serial
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	changes := 0
-	for w := range workers {
-		wg.Go(func() {
-			for i := range perWorker {
-				host := fmt.Sprintf("w%02d-h%02d", w, i)
-				key := fmt.Sprintf("w%02d:r%02d", w, i)
-				var err error
-				switch i % 5 {
-				case 0, 1:
-					err = st.AddHost(&state.HostState{Name: host, Port: i, Vars: map[string]any{"w": w, "i": i}})
-				case 2:
-					err = st.AddResource(key, &state.ResourceState{Type: fmt.Sprintf("type%d", w%3), ID: key})
-				case 3:
-					err = st.Update(func(tx *state.Tx) error {
-						if err := tx.AddResource(key, &state.ResourceState{Type: "pair", ID: key}); err != nil {
-							return err
-						}
-						return tx.AddHost(&state.HostState{Name: host, Port: i})
-					})
-				case 4:
-					prev := fmt.Sprintf("w%02d-h%02d", w, i-1) // added by the case-3 Update
-					err = st.RemoveHost(prev)
-				}
-				assert.NoError(t, err)
-				mu.Lock()
-				changes++ // every step above changes the store
-				mu.Unlock()
-				// Mixed reads while others write.
-				st.GetHost(host)
-				st.HasHost(host)
-				st.GetResourcesByType("pair")
-				if i%10 == 0 {
-					st.AllHosts()
-					st.AllResources()
-					st.Metadata()
-					st.View(func(snap state.Snapshot) error { snap.Len(); return nil })
-				}
-			}
-		})
-	}
-	wg.Wait()
-	check := func(when string) {
-		for w := range workers {
-			for i := range perWorker {
-				host := fmt.Sprintf("w%02d-h%02d", w, i)
-				key := fmt.Sprintf("w%02d:r%02d", w, i)
-				h, hok := st.GetHost(host)
-				r, rok := st.GetResource(key)
-				switch i % 5 {
-				case 0, 1:
-					if assert.True(t, hok, "%s: %s", when, host) {
-						assert.Equal(t, map[string]any{"w": int64(w), "i": int64(i)}, h.Vars)
-					}
-					assert.False(t, rok)
-				case 2:
-					assert.False(t, hok)
-					if assert.True(t, rok, "%s: %s", when, key) {
-						assert.Equal(t, fmt.Sprintf("type%d", w%3), r.Type)
-					}
-				case 3:
-					assert.False(t, hok, "%s: %s removed by the next step", when, host)
-					assert.True(t, rok, "%s: %s", when, key)
-				}
-			}
-		}
-		assert.Len(t, st.GetResourcesByType("pair"), workers*perWorker/5, when)
-		assert.Equal(t, start+uint64(changes), st.Metadata().Serial, "%s: one serial step per change", when)
-	}
-	check("in memory")
-	st = s.reopen(t, st, dir)
-	check("after reopen")
-}
-
-func (s *suite) testConcurrentSameKey(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Go(func() {
-			for i := range 10 {
-				v := map[string]any{"writer": w, "i": i}
-				if i%2 == 0 {
-					assert.NoError(t, st.AddHost(&state.HostState{Name: "shared", Vars: v}))
-				} else {
-					assert.NoError(t, st.Update(func(tx *state.Tx) error {
-						if err := tx.AddResource("shared", &state.ResourceState{Type: "t", Data: v}); err != nil {
-							return err
-						}
-						return tx.AddHost(&state.HostState{Name: "shared", Vars: v})
-					}))
-				}
-			}
-		})
-	}
-	wg.Wait()
-	mem, _ := st.GetHost("shared")
-	memR, _ := st.GetResource("shared")
-	st = s.reopen(t, st, dir)
-	disk, _ := st.GetHost("shared")
-	diskR, _ := st.GetResource("shared")
-	assert.True(t, reflect.DeepEqual(mem, disk), "memory and storage agree on the last value:\n%#v\n%#v", mem, disk)
-	assert.True(t, reflect.DeepEqual(memR, diskR), "memory and storage agree on the last resource value")
-}
-
-func (s *suite) testUseAfterClose(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	require.NoError(t, st.AddHost(sampleHost("a")))
-	require.NoError(t, st.AddResource("r", sampleResource("1")))
-	require.NoError(t, st.Close())
-
-	closed := map[string]error{
-		"AddHost":        st.AddHost(sampleHost("b")),
-		"RemoveHost":     st.RemoveHost("a"),
-		"AddResource":    st.AddResource("r2", sampleResource("2")),
-		"RemoveResource": st.RemoveResource("r"),
-		"Update":         st.Update(func(tx *state.Tx) error { return tx.AddHost(sampleHost("c")) }),
-		"Save":           st.Save(),
-		"Replace":        st.Replace(&state.Contents{}, true),
-		"View":           st.View(func(state.Snapshot) error { return nil }),
-		"Close":          st.Close(),
-	}
-	for name, err := range closed {
-		assert.ErrorIs(t, err, state.ErrClosed, name)
-	}
-	h, ok := st.GetHost("a")
-	assert.Nil(t, h)
-	assert.False(t, ok)
-	assert.False(t, st.HasHost("a"))
-	r, ok := st.GetResource("r")
-	assert.Nil(t, r)
-	assert.False(t, ok)
-	assert.Empty(t, st.AllHosts())
-	assert.Empty(t, st.AllResources())
-	assert.Empty(t, st.GetResourcesByType("linode"))
-	assert.Zero(t, st.Metadata())
-
-	// The backend itself refuses use after Close, and Close twice is fine.
-	b := s.open(t, dir)
-	require.NoError(t, b.Close())
-	assert.NoError(t, b.Close(), "backend Close is idempotent")
-	assert.ErrorIs(t, b.View(func(state.Snapshot) error { return nil }), state.ErrClosed)
-	_, err := b.Commit(&state.Batch{Time: time.Now()})
-	assert.ErrorIs(t, err, state.ErrClosed)
-
-	// Nothing written after Close reached the store.
-	st = s.openState(t, dir)
-	assert.True(t, st.HasHost("a"))
-	assert.False(t, st.HasHost("b"))
-	assert.False(t, st.HasHost("c"))
-}
-
-func (s *suite) testMergeToInventory(t *testing.T) {
-	dir := t.TempDir()
-	st := s.openState(t, dir)
-	require.NoError(t, st.AddHost(&state.HostState{Name: "web01", Address: "192.0.2.1", Port: 22, User: "admin", Group: "web", Vars: map[string]any{"http_port": 80}}))
-	require.NoError(t, st.AddHost(&state.HostState{Name: "web02", Group: "web"}))
-	require.NoError(t, st.AddHost(&state.HostState{Name: "lonely"}))
-	st = s.reopen(t, st, dir)
-
-	inv := inventory.New()
-	require.NoError(t, st.MergeToInventory(inv))
-	assert.Equal(t, []string{"all", "web"}, inv.Groups())
-	h, groups, ok := inv.Host("web01")
-	require.True(t, ok)
-	assert.Equal(t, []string{"web"}, groups)
-	assert.Equal(t, &inventory.Host{Name: "web01", Address: "192.0.2.1", Port: 22, User: "admin", Vars: map[string]any{"http_port": int64(80)}}, h)
-	_, groups, _ = inv.Host("lonely")
-	assert.Equal(t, []string{"all"}, groups, "a host without a group goes to all")
-	assert.Len(t, inv.Hosts("web"), 2)
-
-	// The inventory holds copies: changing it changes nothing stored.
-	h.Vars["http_port"] = 1
-	inv.Hosts("web")[0].Vars["x"] = 1
-	got, _ := st.GetHost("web01")
-	assert.Equal(t, map[string]any{"http_port": int64(80)}, got.Vars)
-
-	back := state.FromInventoryHost(h, "web")
-	assert.Equal(t, "web", back.Group)
-	assert.Equal(t, "192.0.2.1", back.Address)
+	return m
 }
