@@ -1,6 +1,7 @@
 package benchkit_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -93,4 +94,17 @@ func TestPeakHeap_SeesRetainedMemory(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, grew, int64(32<<20))
 	sink = nil
+}
+
+// Every writer runs at least one operation, however late it starts: a
+// loaded machine must not make a throughput row empty.
+func TestConcurrent_EveryWriterRunsOnce(t *testing.T) {
+	tm, err := benchkit.Concurrent(context.Background(), 0, 4, func(int) error { return nil })
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, len(tm.Lat), 4)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = benchkit.Concurrent(ctx, time.Second, 4, func(int) error { return nil })
+	assert.ErrorIs(t, err, context.Canceled, "a cancelled run says so")
 }

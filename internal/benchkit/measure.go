@@ -94,10 +94,11 @@ func Loop(ctx context.Context, d time.Duration, minOps int, prepare func(i int),
 	return t, nil
 }
 
-// Concurrent runs op from writers goroutines until d has passed, or ctx
-// is done, or an op fails; i counts operations across all goroutines
-// from 0. Each operation is timed.
-func Concurrent(ctx context.Context, d time.Duration, writers int, op func(i int) error) (Timed, error) {
+// Concurrent runs op from writers goroutines until d has passed (each
+// goroutine runs at least one op, however late it starts on a loaded
+// machine), or ctx is done, or an op fails; i counts operations across all
+// goroutines from 0. Each operation is timed.
+func Concurrent(parent context.Context, d time.Duration, writers int, op func(i int) error) (Timed, error) {
 	var (
 		next     atomic.Int64
 		mu       sync.Mutex
@@ -105,13 +106,13 @@ func Concurrent(ctx context.Context, d time.Duration, writers int, op func(i int
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	ctx, cancel := context.WithTimeout(ctx, d)
+	ctx, cancel := context.WithTimeout(parent, d)
 	defer cancel()
 	begin := time.Now()
 	for range writers {
 		wg.Go(func() {
 			var lat Latencies
-			for ctx.Err() == nil {
+			for n := 0; parent.Err() == nil && firstErrNil(&mu, &firstErr) && (n == 0 || ctx.Err() == nil); n++ {
 				i := int(next.Add(1) - 1)
 				start := time.Now()
 				if err := op(i); err != nil {
@@ -132,7 +133,17 @@ func Concurrent(ctx context.Context, d time.Duration, writers int, op func(i int
 	}
 	wg.Wait()
 	t := Timed{Lat: all, Wall: time.Since(begin)}
+	if firstErr == nil {
+		firstErr = parent.Err()
+	}
 	return t, firstErr
+}
+
+// firstErrNil reports whether no operation has failed yet.
+func firstErrNil(mu *sync.Mutex, err *error) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	return *err == nil
 }
 
 // Floor is the disk's fsync floor in dir: one file of 4 KiB, rewritten at
