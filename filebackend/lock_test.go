@@ -69,7 +69,7 @@ func helper(cmd string) int {
 		}
 		fmt.Println("opened")
 		if len(f) == 4 {
-			now := time.Now()
+			now := state.Timestamp(time.Now())
 			if _, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: f[3],
 				Host: &state.HostState{Name: f[3], CreatedAt: now, UpdatedAt: now}}}}); err != nil {
 				fmt.Println(err)
