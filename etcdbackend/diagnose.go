@@ -114,6 +114,9 @@ func (b *Backend) retry(ctx context.Context, deadline time.Time, what string, fn
 			if !transient(attemptErr) {
 				err = attemptErr
 			}
+			if ce := cause(ctx); ce != nil {
+				return b.errorf("%s: %w", what, ce)
+			}
 			dctx, cancel := context.WithDeadline(context.Background(), end)
 			err = b.connectError(dctx, err)
 			cancel()
@@ -137,6 +140,40 @@ func informative(last, err error) error {
 		return last
 	}
 	return err
+}
+
+// watchdog probes the endpoints once after delay, unless the returned
+// function (stop) was called first: a problem that waiting will not mend
+// (TLS, authentication) is passed to fail, which ends the wait at once
+// instead of at its deadline. fail is never called once stop returned;
+// the probe itself ends with ctx.
+func (b *Backend) watchdog(ctx context.Context, delay time.Duration, fail func(error)) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	timer := time.AfterFunc(delay, func() {
+		if p := b.probe(ctx); p != nil && p.Problem != NoAnswer && p.Problem != NoLeader {
+			mu.Lock()
+			defer mu.Unlock()
+			if !stopped {
+				fail(p)
+			}
+		}
+	})
+	return func() {
+		timer.Stop()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}
+}
+
+// cause returns the *ConnectError that ended ctx (see watchdog), or nil.
+func cause(ctx context.Context) *ConnectError {
+	var ce *ConnectError
+	if errors.As(context.Cause(ctx), &ce) {
+		return ce
+	}
+	return nil
 }
 
 // transient reports whether a request that failed with err may succeed
@@ -201,15 +238,13 @@ func (b *Backend) connectError(ctx context.Context, err error) error {
 	user := b.cfg.Username
 	switch {
 	case errors.Is(err, rpctypes.ErrAuthFailed):
-		return &ConnectError{Problem: AuthFailed, err: err, msg: fmt.Sprintf("etcd at %s refused the user name or password (user %q): authentication failed", eps, user)}
+		return &ConnectError{Problem: AuthFailed, err: err, msg: fmt.Sprintf("etcd at %s refused user %q: wrong user name or password (authentication failed)", eps, user)}
 	case errors.Is(err, rpctypes.ErrUserEmpty), errors.Is(err, rpctypes.ErrInvalidAuthToken) && user == "":
 		return &ConnectError{Problem: AuthRequired, err: err, msg: fmt.Sprintf("etcd at %s has authentication enabled, and no user name was given", eps)}
+	case errors.Is(err, rpctypes.ErrPermissionDenied) && user == "":
+		return &ConnectError{Problem: AuthRequired, err: err, msg: fmt.Sprintf("etcd at %s denied access to the keys under %s, and no user name was given (with authentication enabled, a client certificate's common name is the user): permission denied", eps, b.prefix)}
 	case errors.Is(err, rpctypes.ErrPermissionDenied):
-		who := fmt.Sprintf("user %q", user)
-		if user == "" {
-			who = "this client (no user name given; with authentication enabled, a client certificate's common name is the user)"
-		}
-		return &ConnectError{Problem: PermissionDenied, err: err, msg: fmt.Sprintf("etcd at %s denied %s access to the keys under %s: permission denied", eps, who, b.prefix)}
+		return &ConnectError{Problem: PermissionDenied, err: err, msg: fmt.Sprintf("etcd at %s denied user %q access to the keys under %s: permission denied", eps, user, b.prefix)}
 	case errors.Is(err, rpctypes.ErrNoLeader):
 		return &ConnectError{Problem: NoLeader, err: err, msg: fmt.Sprintf("the etcd cluster at %s has no leader: fewer than a quorum of its members are up and connected to each other (or it is electing one)", eps)}
 	}
@@ -308,7 +343,7 @@ func (b *Backend) probeOne(ctx context.Context, ep string) *ConnectError {
 			return fail(NoAnswer, "connected, but no answer")
 		}
 		if b.speaksTLS(ctx, host) {
-			return fail(TLSRequired, "the server requires TLS, and the client does not use it (use https:// endpoints and a TLS configuration)")
+			return fail(TLSRequired, "the server requires TLS, and the client does not use it")
 		}
 		return fail(NoAnswer, "the server closed the connection")
 	}
@@ -344,7 +379,7 @@ func (b *Backend) probeOne(ctx context.Context, ep string) *ConnectError {
 	case errors.As(err, &he), errors.As(err, &ci):
 		return fail(TLSBadServerCert, "TLS handshake failed: the server's certificate is not valid (%v)", err)
 	case errors.As(err, &rh):
-		return fail(TLSNotSpoken, "TLS handshake failed: the server does not speak TLS (use a plain http:// endpoint, without TLS)")
+		return fail(TLSNotSpoken, "TLS handshake failed: the server does not speak TLS")
 	case strings.Contains(msg, "certificate required"),
 		(errors.As(err, &ae) || strings.Contains(msg, "bad certificate")) && len(cfg.Certificates) == 0 && cfg.GetClientCertificate == nil:
 		return fail(TLSClientCertRequired, "TLS handshake failed: the server requires a client certificate, and none was given (%v)", err)
@@ -355,7 +390,7 @@ func (b *Backend) probeOne(ctx context.Context, ep string) *ConnectError {
 		return fail(NoAnswer, "connected, but the TLS handshake got no answer")
 	}
 	if b.speaksPlain(ctx, host) {
-		return fail(TLSNotSpoken, "TLS handshake failed: the server does not speak TLS (use a plain http:// endpoint, without TLS)")
+		return fail(TLSNotSpoken, "TLS handshake failed: the server does not speak TLS")
 	}
 	return fail(NoAnswer, "TLS handshake failed: %v", err)
 }

@@ -302,6 +302,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	start := time.Now()
 	ctx, cancel := context.WithDeadline(ctx, start.Add(budget))
 	defer cancel()
+	// A problem that waiting will not mend (TLS, authentication) ends
+	// Open early: see watchdog.
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	clientCtx, stopClient := context.WithCancel(context.Background())
+	defer b.watchdog(ctx, min(500*time.Millisecond, budget/4), func(err error) { fail(err); stopClient() })()
 	lg := cfg.Logger
 	if lg == nil {
 		lg = zap.NewNop()
@@ -322,13 +328,19 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		// reaches the server's clearer error.
 		MaxCallSendMsgSize: cfg.MaxRequestBytes + 64<<10,
 		DialOptions:        cfg.dialOptions,
+		Context:            clientCtx,
 	})
 	if err != nil {
+		stopClient()
+		if ce := cause(ctx); ce != nil {
+			err = ce
+		}
 		return nil, b.errorf("connect: %w", b.connectError(ctx, err))
 	}
 	b.client = client
 	if err := b.open(ctx, start); err != nil {
 		b.release()
+		stopClient()
 		return nil, err
 	}
 	if !cfg.ReadOnly {

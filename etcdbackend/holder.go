@@ -1,8 +1,6 @@
 package etcdbackend
 
 import (
-	"context"
-
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -11,17 +9,8 @@ import (
 // lives as long as its holder's lease, so a holder that died is gone from
 // it within the lease's TTL. `ftlstate check` uses it to tell pending
 // operations that the current holder may still finish from those an
-// earlier one left.
+// earlier one left. Lock says the same and more (the lease).
 func (b *Backend) LockHolder() (*state.LockInfo, error) {
-	if !b.ops.Enter() {
-		return nil, b.errorf("%w", state.ErrClosed)
-	}
-	defer b.ops.Leave()
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := b.client.Get(ctx, b.keys.lock)
-	if err != nil {
-		return nil, b.errorf("read the lock: %w", err)
-	}
-	return parseLockInfo(first(resp.Kvs)), nil
+	st, err := b.Lock()
+	return st.Holder, err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
+	"github.com/go-ftl2/ftlstate/etcdbackend"
 	"github.com/go-ftl2/ftlstate/filebackend"
 	"github.com/go-ftl2/ftlstate/state"
 )
@@ -50,9 +51,17 @@ func TestMain(m *testing.M) {
 func hold(p string) {
 	var b state.Backend
 	var err error
-	if kindOf(p) == kindJSON {
+	switch kindOf(p) {
+	case kindJSON:
 		b, err = filebackend.Open(p, nil)
-	} else {
+	case kindEtcd:
+		// A short lease, so that tests of a killed holder are quick.
+		var eps []string
+		var prefix string
+		if eps, prefix, _, err = parseEtcd(p); err == nil {
+			b, err = etcdbackend.Open(context.Background(), etcdbackend.Config{Endpoints: eps, Prefix: prefix, SessionTTL: 3 * time.Second})
+		}
+	default:
 		b, err = boltbackend.Open(p, nil)
 	}
 	if err != nil {

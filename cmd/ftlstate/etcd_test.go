@@ -80,10 +80,22 @@ func TestEtcd_CommandsOnACluster(t *testing.T) {
 }
 
 func TestParseEtcd(t *testing.T) {
-	eps, prefix, err := parseEtcd("etcd://10.0.0.1:2379,10.0.0.2:2379/ftl/prod/")
+	eps, prefix, useTLS, err := parseEtcd("etcd://10.0.0.1:2379,10.0.0.2:2379/ftl/prod/")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"10.0.0.1:2379", "10.0.0.2:2379"}, eps)
 	assert.Equal(t, "/ftl/prod", prefix)
+	assert.False(t, useTLS)
+	eps, prefix, useTLS, err = parseEtcd("etcds://etcd-1:2379/ftl")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"etcd-1:2379"}, eps)
+	assert.Equal(t, "/ftl", prefix)
+	assert.True(t, useTLS)
+	for _, bad := range []string{"etcd://https://h:1/x", "etcd://http://h:1/x", "etcds://https://h:1/x"} {
+		_, _, _, err = parseEtcd(bad)
+		assert.ErrorContains(t, err, "a scheme inside the URL", bad)
+		assert.ErrorContains(t, err, "etcds://", bad)
+	}
+	assert.Equal(t, kindEtcd, kindOf("etcds://h:1/p"))
 	assert.Equal(t, kindEtcd, kindOf("etcd://h:1/p"))
 	assert.Equal(t, kindBolt, kindOf("etcd.db"))
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"syscall"
 )
 
@@ -28,7 +27,7 @@ const bboltMagic = 0xED0CDAED
 // named pipe, a device) is an error: opening it could block or mean
 // nothing.
 func storeKindOf(path string) (storeKind, error) {
-	if strings.HasPrefix(path, etcdScheme) {
+	if isEtcd(path) {
 		return kindEtcd, nil
 	}
 	fi, err := os.Stat(path)

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
+	"github.com/go-ftl2/ftlstate/etcdbackend"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -28,6 +30,56 @@ type checkReport struct {
 	Attention int              `json:"attention"`
 	// Holder is the store's live lock holder, when check could see one.
 	Holder *state.LockInfo `json:"holder,omitempty"`
+	// Lock is who holds an etcd store's lock, and its lease.
+	Lock *lockReport `json:"lock,omitempty"`
+}
+
+// lockReport describes the lock of an etcd store.
+type lockReport struct {
+	Held bool `json:"held"`
+	// Holder is what the holder wrote about itself; HolderGone says it
+	// is a process of this host that no longer runs (its lease holds the
+	// lock until it expires).
+	Holder     *state.LockInfo `json:"holder,omitempty"`
+	HolderGone bool            `json:"holder_gone,omitempty"`
+	// LeaseExpiresWithin bounds, in seconds, how long the lease lives if
+	// it is not renewed; LeaseTTL is its time to live as granted.
+	LeaseExpiresWithin int64 `json:"lease_expires_within_seconds,omitempty"`
+	LeaseTTL           int64 `json:"lease_ttl_seconds,omitempty"`
+}
+
+// etcdLock reads the lock of b when it is an etcd store.
+func etcdLock(b state.Backend) (*lockReport, error) {
+	eb, ok := b.(*etcdbackend.Backend)
+	if !ok {
+		return nil, nil
+	}
+	st, err := eb.Lock()
+	if err != nil {
+		return nil, err
+	}
+	return &lockReport{Held: st.Held, Holder: st.Holder, HolderGone: st.Gone,
+		LeaseExpiresWithin: int64(st.Expires / time.Second), LeaseTTL: int64(st.TTL / time.Second)}, nil
+}
+
+// String says who holds the lock, one line.
+func (l *lockReport) String() string {
+	if !l.Held {
+		return "free"
+	}
+	lease := ""
+	if l.LeaseExpiresWithin > 0 {
+		lease = fmt.Sprintf("its lease (TTL %ds) expires within %ds unless renewed", l.LeaseTTL, l.LeaseExpiresWithin)
+	}
+	switch {
+	case l.Holder == nil:
+		return "held by a holder that left no lock info; " + lease
+	case l.HolderGone && lease != "":
+		return fmt.Sprintf("held by pid %d's lease, which expires within %ds (pid %d on host %s is gone)", l.Holder.PID, l.LeaseExpiresWithin, l.Holder.PID, l.Holder.Host)
+	case lease != "":
+		return "held by " + l.Holder.String() + "; " + lease
+	}
+	return "held by " + l.Holder.String()
 }
 
 func (a *app) checkCommand() *cobra.Command {
@@ -38,8 +90,10 @@ func (a *app) checkCommand() *cobra.Command {
 		Long: `check verifies the store: for bbolt, bbolt's own page consistency check, that
 every record decodes and is valid, that the type index matches the records and
 the counters match; for a JSON store, that the file parses and every record is
-valid. It also reports lock info left by a process that died holding the store
-(harmless: the kernel released the lock, the next writer takes over).
+valid; for etcd, that every record decodes and no stray key lies under the
+prefix. It also reports lock info left by a process that died holding the store
+(harmless: the kernel released the lock, the next writer takes over), and for
+etcd who holds the lock and how long its lease has left if not renewed.
 
 Pending operations (see 'ftlstate pending') that began before the store's
 current lock holder took the lock, or while nothing holds it, need attention:
@@ -87,6 +141,9 @@ attention, 1 with the findings when not.`,
 				rep.Problems = append(rep.Problems, oneLine(err.Error()))
 			}
 			rep.StaleLock = state.StaleLock(b)
+			if rep.Lock, err = etcdLock(b); err != nil {
+				rep.Problems = append(rep.Problems, oneLine(err.Error()))
+			}
 			rep.OK = len(rep.Problems) == 0 && rep.Attention == 0
 			if out != formatTable {
 				if err := writeData(a.stdout, out, rep); err != nil {
@@ -95,6 +152,9 @@ attention, 1 with the findings when not.`,
 			} else {
 				if rep.StaleLock != nil {
 					fmt.Fprintf(a.stdout, "note: %s: lock info left by %s, which is gone (a crash or kill); the lock is free\n", a.statePath, rep.StaleLock)
+				}
+				if rep.Lock != nil {
+					fmt.Fprintf(a.stdout, "lock: %s: %s\n", a.statePath, rep.Lock)
 				}
 				for _, p := range rep.Problems {
 					fmt.Fprintf(a.stdout, "problem: %s\n", p)

@@ -50,6 +50,8 @@ type app struct {
 	statePath   string
 	lockTimeout time.Duration
 	keepBackups int
+	// etcd holds the --etcd-* flags.
+	etcd etcdOptions
 	// noColor is --no-color; noHeaders is --no-headers; showSecrets is
 	// --show-secrets (of the commands that have them).
 	noColor, noHeaders, showSecrets bool
@@ -103,11 +105,15 @@ func (a *app) message(err error) string {
 	if errors.As(err, &le) {
 		msg := le.Error()
 		if a.lockTimeout == 0 {
-			msg += "; retry with --lock-timeout 30s"
+			msg += "; " + lockAdvice(le)
 		}
 		return oneLine(msg)
 	}
-	return oneLine(trimPackage(err.Error()))
+	msg := trimPackage(err.Error())
+	if advice := etcdAdvice(err); advice != "" {
+		msg += "; " + advice
+	}
+	return oneLine(msg)
 }
 
 // trimPackage drops the Go package prefix backends put on their errors
@@ -133,10 +139,12 @@ func (a *app) rootCommand() *cobra.Command {
 cloud resources a run created, kept durably so the next run knows what exists.
 
 The store is chosen with --state (default $FTLSTATE_PATH, else ./state.db):
-etcd://host:port[,host:port...]/prefix is a shared store on an etcd cluster;
-a file is read by what it holds (a bbolt store or a state.json document),
-and a new one is created as state.json when the path ends in .json, else as
-an embedded bbolt store.
+etcd://host:port[,host:port...]/prefix is a shared store on an etcd cluster
+(etcds:// for TLS; --etcd-cacert, --etcd-cert, --etcd-key, --etcd-user and
+--etcd-password, or $FTLSTATE_ETCD_* and etcdctl's $ETCDCTL_*, for a secured
+cluster); a file is read by what it holds (a bbolt store or a state.json
+document), and a new one is created as state.json when the path ends in
+.json, else as an embedded bbolt store.
 
 Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
 2 usage error.`,
@@ -169,8 +177,9 @@ Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
 		def = "state.db"
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.statePath, "state", def, "the store: a file (bbolt or state.json, told by its content; a new one is state.json when the name ends in .json) or etcd://host:port[,...]/prefix; default $FTLSTATE_PATH, else ./state.db")
-	pf.DurationVar(&a.lockTimeout, "lock-timeout", 0, "how long to wait for a store locked by another process (0: fail at once)")
+	pf.StringVar(&a.statePath, "state", def, "the store: a file (bbolt or state.json, told by its content; a new one is state.json when the name ends in .json) or etcd://host:port[,...]/prefix (etcds:// for TLS); default $FTLSTATE_PATH, else ./state.db")
+	pf.DurationVar(&a.lockTimeout, "lock-timeout", 0, "how long to wait for a store locked by another process, and for an etcd cluster to answer (0: fail at once when locked)")
+	a.etcd.addFlags(pf)
 	pf.IntVar(&a.keepBackups, "keep-backups", defaultKeepBackups, "how many timestamped backups (PATH.<unix>.backup) destructive commands keep")
 	pf.BoolVar(&a.noColor, "no-color", false, "no colours, even on a terminal (also: NO_COLOR=1)")
 	root.AddCommand(

@@ -24,41 +24,14 @@ const (
 	kindEtcd
 )
 
-// etcdScheme starts a --state that names a store on an etcd cluster.
-const etcdScheme = "etcd://"
-
 func kindOf(path string) storeKind {
 	switch {
-	case strings.HasPrefix(path, etcdScheme):
+	case isEtcd(path):
 		return kindEtcd
 	case strings.HasSuffix(strings.ToLower(path), ".json"):
 		return kindJSON
 	}
 	return kindBolt
-}
-
-// parseEtcd splits etcd://host:port[,host:port...]/prefix into the
-// endpoints and the key prefix ("/prefix", the URL's path).
-func parseEtcd(s string) (endpoints []string, prefix string, err error) {
-	rest, ok := strings.CutPrefix(s, etcdScheme)
-	if !ok {
-		return nil, "", usageErrorf("%s: not an etcd:// store", s)
-	}
-	hosts, path, _ := strings.Cut(rest, "/")
-	prefix = strings.TrimRight("/"+path, "/")
-	if strings.ContainsAny(hosts, "@?#") || strings.ContainsAny(path, "?#") {
-		return nil, "", usageErrorf("%s: the form is etcd://host:port[,host:port...]/prefix (no user, query or fragment)", s)
-	}
-	for _, h := range strings.Split(hosts, ",") {
-		if h == "" {
-			return nil, "", usageErrorf("%s: an empty endpoint; the form is etcd://host:port[,host:port...]/prefix", s)
-		}
-		endpoints = append(endpoints, h)
-	}
-	if prefix == "" {
-		return nil, "", usageErrorf("%s: a key prefix is needed, as in etcd://%s/ftl/prod", s, hosts)
-	}
-	return endpoints, prefix, nil
 }
 
 // openBackend opens the store at path. Read-only opens need the store to
@@ -77,13 +50,12 @@ func (a *app) openBackend(path string, readOnly bool) (state.Backend, error) {
 		return nil, err
 	}
 	if kind == kindEtcd {
-		endpoints, prefix, err := parseEtcd(path)
+		cfg, err := a.etcd.config(path)
 		if err != nil {
 			return nil, err
 		}
-		b, err := etcdbackend.Open(context.Background(), etcdbackend.Config{
-			Endpoints: endpoints, Prefix: prefix, LockTimeout: a.lockTimeout, ReadOnly: readOnly,
-		})
+		cfg.LockTimeout, cfg.ReadOnly = a.lockTimeout, readOnly
+		b, err := etcdbackend.Open(context.Background(), cfg)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: no such store%s", path, hint)
 		}

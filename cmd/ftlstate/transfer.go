@@ -124,7 +124,7 @@ func (a *app) checkExportTarget(file string) (direct bool, err error) {
 		return false, fmt.Errorf("export to %s: %s; export writes a file", file, describeMode(m))
 	}
 	path := a.statePath
-	if strings.HasPrefix(path, etcdScheme) {
+	if isEtcd(path) {
 		return false, nil
 	}
 	same := func(p string) bool {

@@ -19,15 +19,17 @@ import (
 
 // TLS is a set of PEM files made for one test by NewTLS: a CA, a server
 // certificate it signed for 127.0.0.1 and localhost, a client certificate
-// it signed, and an unrelated CA (for "wrong CA" cases).
+// it signed, and an unrelated CA with a client certificate of its own
+// (for "wrong CA" cases).
 type TLS struct {
-	CA, CAKey             string
-	ServerCert, ServerKey string
-	ClientCert, ClientKey string
-	OtherCA               string
-	ca                    *x509.Certificate
-	caKey                 *ecdsa.PrivateKey
-	dir                   string
+	CA, CAKey                       string
+	ServerCert, ServerKey           string
+	ClientCert, ClientKey           string
+	OtherCA                         string
+	OtherClientCert, OtherClientKey string
+	ca                              *x509.Certificate
+	caKey                           *ecdsa.PrivateKey
+	dir                             string
 }
 
 // NewTLS writes a CA, a server and a client certificate (common name
@@ -36,9 +38,16 @@ func NewTLS(t testing.TB, clientCN string) *TLS {
 	t.Helper()
 	x := &TLS{dir: t.TempDir()}
 	var err error
-	x.ca, x.caKey, x.CA, x.CAKey, err = x.newCA("ca", "etcdproc test CA")
+	var otherCA *x509.Certificate
+	var otherKey *ecdsa.PrivateKey
+	otherCA, otherKey, x.OtherCA, _, err = x.newCA("other-ca", "etcdproc unrelated CA")
 	if err == nil {
-		_, _, x.OtherCA, _, err = x.newCA("other-ca", "etcdproc unrelated CA")
+		// A client certificate the cluster's CA did not sign.
+		x.ca, x.caKey = otherCA, otherKey
+		x.OtherClientCert, x.OtherClientKey, err = x.issue("other-client", clientCN, x509.ExtKeyUsageClientAuth)
+	}
+	if err == nil {
+		x.ca, x.caKey, x.CA, x.CAKey, err = x.newCA("ca", "etcdproc test CA")
 	}
 	if err == nil {
 		x.ServerCert, x.ServerKey, err = x.issue("server", "127.0.0.1", x509.ExtKeyUsageServerAuth)
