@@ -52,12 +52,24 @@ import (
 //
 // When Commit returns nil, the batch is on stable storage (fsync'ed or the
 // equivalent) and a View started after that sees it. When Commit returns an
-// error, none of the batch is stored.
+// error, none of the batch is stored, except that an error matching
+// ErrOutcomeUnknown says the backend cannot tell (see ErrOutcomeUnknown).
+// Commit first calls Batch.Validate: a batch it refuses fails with an error
+// matching ErrInvalid before anything is written or grouped.
+//
+// # Views
+//
+// A View's Snapshot shows the store after some committed batch and before
+// the next, whatever is committed while fn runs. fn must not call Commit
+// nor wait for a Commit of another goroutine: a backend may make a Commit
+// wait for the Views in progress (bbolt does when it must grow its file).
 //
 // # Close
 //
-// Close releases the store (and its lock). Calls after Close return an error
-// matching ErrClosed.
+// Close releases the store (and its lock). It may be called while Views
+// run: their Snapshots keep working until their functions return (a
+// backend may make Close wait for them). Calls after Close return an error
+// matching ErrClosed; a second Close returns nil.
 type Backend interface {
 	// View calls fn with a consistent, read-only view of the store as of
 	// one moment. The Snapshot is valid only until fn returns.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/go-ftl2/ftlstate/boltbackend"
@@ -91,5 +90,3 @@ func (a *app) viewPath(path string, fn func(snap state.Snapshot) error) error {
 	defer b.Close()
 	return b.View(fn)
 }
-
-func dirOf(path string) string { return filepath.Dir(path) }
