@@ -343,7 +343,7 @@ func (f *ftl2Reader) document(doc *node) (*state.Contents, error) {
 	c := &state.Contents{Metadata: state.Metadata{Version: state.FormatVersion}, Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}}
 	var hosts, resources *node
 	var splice splicer
-	hasMeta := false
+	hasMeta, hasOps := false, false
 	ftl2Top := false
 	var created, updated *node
 	for _, m := range doc.members {
@@ -379,9 +379,12 @@ func (f *ftl2Reader) document(doc *node) (*state.Contents, error) {
 			} else {
 				resources = m.val
 			}
-		case "metadata":
-			hasMeta = true
-			splice.metadata(f.data, m.val)
+		case "metadata", "operations":
+			// A hybrid's documented parts: a state.json's pending
+			// operations are kept by ftl2 as it keeps the metadata.
+			hasMeta = hasMeta || m.key == "metadata"
+			hasOps = true
+			splice.part(f.data, m.key, m.val)
 		default:
 			return nil, f.errAt(m.keyOff, state.PathKey(m.key), "unknown field (an ftl2 state file has version, created_at, updated_at, hosts and resources)")
 		}
@@ -440,7 +443,7 @@ func (f *ftl2Reader) document(doc *node) (*state.Contents, error) {
 	// The documented parts are read by the state.json decoder itself, from
 	// a document spliced from their bytes, so that they follow its rules
 	// exactly.
-	if hasMeta || len(docHosts)+len(docResources) > 0 {
+	if hasMeta || hasOps || len(docHosts)+len(docResources) > 0 {
 		splice.entries(f.data, "hosts", docHosts, nil)
 		splice.entries(f.data, "resources", docResources, documentedResourceFields)
 		dc, err := splice.decode(f.data)
@@ -452,6 +455,7 @@ func (f *ftl2Reader) document(doc *node) (*state.Contents, error) {
 		}
 		maps.Copy(c.Hosts, dc.Hosts)
 		maps.Copy(c.Resources, dc.Resources)
+		c.Operations = dc.Operations
 		for _, m := range updatedRes {
 			if err := f.ftl2Update(c.Resources[m.key], m); err != nil {
 				return nil, err
@@ -786,9 +790,10 @@ func (s *splicer) open(orig int) {
 	}
 }
 
-func (s *splicer) metadata(data []byte, n *node) {
+// part writes the top-level member name (metadata, operations) as it is.
+func (s *splicer) part(data []byte, name string, n *node) {
 	s.open(n.off)
-	s.add([]byte(`"metadata":`), n.off, false)
+	s.add([]byte(`"`+name+`":`), n.off, false)
 	s.add(data[n.off:n.end], n.off, true)
 }
 
@@ -865,7 +870,9 @@ func (s *splicer) decode(data []byte) (*state.Contents, error) {
 // package documentation for the mapping, and for what ftl2 cannot hold).
 // A host var named "groups", which ftl2 would read as the host's group
 // list, is an error matching state.ErrInvalid, and nothing is written.
-// opts may be nil (Redact and Progress apply).
+// Pending operations (state.Operation) are not written: ftl2 has nothing
+// like them (the CLI says so when a store has some). opts may be nil
+// (Redact and Progress apply).
 func WriteFTL2(w io.Writer, v state.Viewer, opts *Options) error {
 	err := v.View(func(s state.Snapshot) error {
 		m := s.Metadata()

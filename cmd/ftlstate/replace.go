@@ -31,6 +31,9 @@ type replaceOptions struct {
 	// restore selects restore's rules: an older document is its purpose,
 	// only another lineage is refused.
 	restore bool
+	// conflictHint is added to a refusal's reason (ftl2 files carry no
+	// lineage).
+	conflictHint string
 }
 
 func (a *app) addReplaceFlags(cmd *cobra.Command, o *replaceOptions) {
@@ -39,25 +42,42 @@ func (a *app) addReplaceFlags(cmd *cobra.Command, o *replaceOptions) {
 	a.addSecretsFlag(cmd)
 }
 
-// readSource reads a whole state: "-" is a state.json on stdin; a file is
-// read by its content, a state.json document or a store of any kind (a
-// backup, a copy), as is an etcd:// store.
+// readSource reads a whole state: "-" is a state file on stdin; a file is
+// read by its content, a state file (a state.json document, an ftl2 file)
+// or a store of any kind (a backup, a copy), as is an etcd:// store.
 func (a *app) readSource(name string) (*state.Contents, error) {
+	c, _, err := a.readSourceAs(name, "")
+	return c, err
+}
+
+// readSourceAs is readSource, reading a state file as format says (""
+// for by its content), and saying what it found there (nil for a store).
+func (a *app) readSourceAs(name string, format export.Format) (*state.Contents, *export.ReadReport, error) {
 	if name == "-" {
-		return a.readStateFile(name)
+		return a.readStateFile(name, format)
 	}
 	kind, err := storeKindOf(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if kind == kindJSON {
-		return a.readStateFile(name)
+		return a.readStateFile(name, format)
 	}
+	if format != "" {
+		return nil, nil, usageErrorf("%s is a store, not a state file: --format %s applies to a state file", name, format)
+	}
+	c, err := a.readStore(name, kind)
+	return c, nil, err
+}
+
+// readStore reads a whole store of kind (not kindJSON).
+func (a *app) readStore(name string, kind storeKind) (*state.Contents, error) {
 	if kind == kindBolt {
 		if _, err := os.Stat(name); err != nil {
 			return nil, err
 		}
 	}
+	var err error
 	c := &state.Contents{Hosts: map[string]*state.HostState{}, Resources: map[string]*state.ResourceState{}, Operations: map[string]*state.Operation{}}
 	err = a.viewPath(name, func(s state.Snapshot) error {
 		c.Metadata = s.Metadata()
@@ -81,15 +101,16 @@ func (a *app) readSource(name string) (*state.Contents, error) {
 	return c, nil
 }
 
-// readStateFile reads and validates a state.json file ("-" for stdin),
-// with a progress bar over its bytes.
-func (a *app) readStateFile(name string) (*state.Contents, error) {
+// readStateFile reads and validates a state file ("-" for stdin) of the
+// format given ("" for by its content: a state.json or an ftl2 file), with
+// a progress bar over its bytes, and says what it found.
+func (a *app) readStateFile(name string, format export.Format) (*state.Contents, *export.ReadReport, error) {
 	var r io.Reader = os.Stdin
 	var size int64 = -1
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil {
@@ -99,12 +120,12 @@ func (a *app) readStateFile(name string) (*state.Contents, error) {
 	}
 	bar := a.progress(size, "read "+name, "bytes")
 	pr := progressbar.NewReader(r, bar)
-	c, err := export.Read(&pr, nil)
+	c, rep, err := export.ReadAny(&pr, &export.ImportOptions{Format: format})
 	bar.Finish()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return c, nil
+	return c, rep, nil
 }
 
 // errDiffers stops a comparison at the first difference.
@@ -135,7 +156,7 @@ func (a *app) replaceStore(o replaceOptions, src string, c *state.Contents) erro
 		}
 		h, r := s.Len()
 		if err := a.replaceConflict(o, s.Metadata(), h+r+len(ops) == 0, c.Metadata); err != nil {
-			return fmt.Errorf("%s: %s of %s refused: %s; use --force to %s anyway", path, verb, src, err.(*state.ConflictError).Reason, verb)
+			return fmt.Errorf("%s: %s of %s refused: %s%s; use --force to %s anyway", path, verb, src, err.(*state.ConflictError).Reason, o.conflictHint, verb)
 		}
 		return nil
 	}

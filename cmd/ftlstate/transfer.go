@@ -20,9 +20,10 @@ import (
 func (a *app) exportCommand() *cobra.Command {
 	var file, output string
 	var redact bool
+	fileFormat := formatFlag{f: export.FormatState}
 	cmd := &cobra.Command{
-		Use:   "export [--file FILE] [--redact]",
-		Short: "Write the store as the documented state.json (stdout, or a file atomically)",
+		Use:   "export [--file FILE] [--format state|ftl2] [--redact]",
+		Short: "Write the store as the documented state.json, or an ftl2 state file (stdout, or a file atomically)",
 		Long: `export writes the store as the documented state.json: deterministic (the same
 content gives the same bytes), sorted, two-space indented, from one consistent
 snapshot of the store.
@@ -40,9 +41,15 @@ store itself, its lock file or one of its backups. A character device or a
 named pipe (/dev/stdout, a FIFO) is written to as it is, never replaced.
 
 -o is the output format, json (state.json is JSON). For one release, an -o
-value that is not a format name still names the file, with a warning.`,
+value that is not a format name still names the file, with a warning.
+
+--format ftl2 writes the .ftl2-state.json of the Python ftl2 instead (also
+JSON): its hosts connect to the same address, port and user, in the same
+groups, as 'ftlstate inventory' says (see "Coming from Python ftl2" in the
+README). Pending operations are not in it: ftl2 has none.`,
 		Example: `  ftlstate export > state.json
-  ftlstate export --file review.json --redact`,
+  ftlstate export --file review.json --redact
+  ftlstate export --format ftl2 --file .ftl2-state.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("output") {
@@ -63,11 +70,15 @@ value that is not a format name still names the file, with a warning.`,
 			}
 			defer b.Close()
 			opts := &export.Options{Redact: redact}
+			writeTo := exportWriter(fileFormat.f)
+			if err := a.noteUnexported(b, fileFormat.f); err != nil {
+				return err
+			}
 			if file == "" || file == "-" {
 				if a.stdoutTerminal && !redact {
 					fmt.Fprintln(a.stderr, "note: this export holds every var, secrets included (--redact for a copy to share)")
 				}
-				return export.Write(a.stdout, b, opts)
+				return writeTo(a.stdout, b, opts)
 			}
 			direct, err := a.checkExportTarget(file)
 			if err != nil {
@@ -79,7 +90,7 @@ value that is not a format name still names the file, with a warning.`,
 			}
 			bar := a.progress(int64(total), "export", "records")
 			opts.Progress = func(int) { bar.Add(1) }
-			write := func(w io.Writer) error { return export.Write(w, b, opts) }
+			write := func(w io.Writer) error { return writeTo(w, b, opts) }
 			if direct {
 				err = writeDirect(file, write)
 			} else {
@@ -93,6 +104,9 @@ value that is not a format name still names the file, with a warning.`,
 			if !redact {
 				note = " (not redacted: it holds every var; --redact for review)"
 			}
+			if fileFormat.f == export.FormatFTL2 {
+				note = " as an ftl2 state file" + note
+			}
 			fmt.Fprintf(a.stderr, "exported %d records to %s%s\n", total, file, note)
 			return nil
 		},
@@ -101,6 +115,7 @@ value that is not a format name still names the file, with a warning.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json (deprecated for one release: a file name)")
 	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().BoolVar(&redact, "redact", false, "replace secret-looking values with \"<redacted>\" (for review)")
+	addFileFormatFlag(cmd, &fileFormat, "the file format: state (the documented state.json) or ftl2 (the Python ftl2's .ftl2-state.json)")
 	return cmd
 }
 
@@ -161,14 +176,21 @@ func writeDirect(file string, write func(io.Writer) error) error {
 
 func (a *app) importCommand() *cobra.Command {
 	var o replaceOptions
+	fileFormat := formatFlag{allowEmpty: true}
 	cmd := &cobra.Command{
-		Use:   "import FILE [--force]",
-		Short: "Replace the store's contents with a state.json (or any store), atomically (keeps a backup)",
-		Long: `import reads a state.json (the documented format, e.g. from 'ftlstate export')
-or any store (a bbolt file, a backup, etcd://...), validates all of it, and
-then replaces everything the store holds with it in one atomic, durable
-write: all or nothing. Errors name the line, column and JSON path of the
-problem (hosts.web01.port: must be 0..65535).
+		Use:   "import FILE [--format ftl2|state] [--force]",
+		Short: "Replace the store's contents with a state.json, an ftl2 state file or any store, atomically (keeps a backup)",
+		Long: `import reads a state.json (the documented format, e.g. from 'ftlstate export'),
+a state file of the Python ftl2 (.ftl2-state.json), or any store (a bbolt
+file, a backup, etcd://...), each told apart by its content, validates all of
+it, and then replaces everything the store holds with it in one atomic,
+durable write: all or nothing. Errors name the line, column and JSON path of
+the problem (hosts.web01.port: must be 0..65535).
+
+--format ftl2 or state says how to read FILE. An ftl2 file that ftl2 wrote
+over a state.json (a hybrid) is read entry by entry by shape, and a line says
+how many of each it found. An ftl2 execution record (from 'ftl2 run
+--state-file') is refused.
 
 Like Terraform's 'state push' it refuses a document from another store
 (different lineage), an older copy (lower serial), a document without lineage
@@ -181,22 +203,26 @@ The store as it was is kept in a backup (see 'ftlstate backups') unless
 --no-backup. --dry-run prints what would change and writes nothing.`,
 		Example: `  ftlstate import state.json
   ftlstate import state.json --dry-run
-  ftlstate --state prod.db import old-copy.json --force`,
+  ftlstate --state prod.db import old-copy.json --force
+  ftlstate import .ftl2-state.json`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if a.statePath == "" {
 				_, err := a.openBackend("", true)
 				return err
 			}
-			c, err := a.readSource(args[0])
+			c, rep, err := a.readSourceAs(args[0], fileFormat.f)
 			if err != nil {
 				return err
 			}
+			fmt.Fprint(a.stderr, readNote(args[0], rep))
+			o.conflictHint = conflictHint(rep)
 			return a.replaceStore(o, args[0], c)
 		},
 	}
 	a.addReplaceFlags(cmd, &o)
 	cmd.Flags().BoolVar(&o.force, "force", false, "import even from another store, an older copy or a redacted export")
+	addFileFormatFlag(cmd, &fileFormat, "read FILE as this format: state (the documented state.json) or ftl2 (the Python ftl2's); default: by its content")
 	return cmd
 }
 
