@@ -37,7 +37,10 @@ type Options struct {
 	// created.
 	ReadOnly bool
 	// MaxSize is the largest state file Open reads, in bytes; zero means
-	// statefile.DefaultMaxSize (1 GiB).
+	// statefile.DefaultMaxSize (1 GiB), a negative value no limit. A commit
+	// that would make the file larger is refused (an error matching
+	// state.ErrInvalid) before anything is written, so that every
+	// acknowledged write stays readable.
 	MaxSize int64
 	// NoSocket keeps a read-write Backend from serving the store to other
 	// processes while a State holds it (see Live reads in the package
@@ -366,17 +369,51 @@ func (b *Backend) run() {
 func (b *Backend) commitGroup(group []*pending, h hooks) {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
-	base := b.cur.Load()
-	next := &state.Contents{Metadata: base.Metadata, Hosts: base.Hosts, Resources: base.Resources, Operations: base.Operations}
-	shared := true // next's maps are base's
-	var applied []*pending
+	var valid []*pending
 	for _, p := range group {
-		batch := p.batch
-		if err := batch.Validate(); err != nil {
+		if err := p.batch.Validate(); err != nil {
 			p.err = fmt.Errorf("filebackend: %s: %w", b.path, err)
 			close(p.done)
 			continue
 		}
+		valid = append(valid, p)
+	}
+	if len(valid) == 0 {
+		return
+	}
+	err := b.write(valid, h)
+	if errors.Is(err, errTooLarge) && len(valid) > 1 {
+		// Together they would make the file too large to read: write
+		// them one by one, so that only those that do not fit fail.
+		for _, p := range valid {
+			p.err = b.write([]*pending{p}, h)
+			if p.err != nil {
+				p.meta = state.Metadata{}
+			}
+			close(p.done)
+		}
+		return
+	}
+	for _, p := range valid {
+		if err != nil {
+			p.meta, p.err = state.Metadata{}, err
+		}
+		close(p.done)
+	}
+}
+
+// write applies the batches of ps, in order, to a copy of the store,
+// writes the result in one rewrite and publishes it, setting each one's
+// metadata. On failure the store stays as it was.
+func (b *Backend) write(ps []*pending, h hooks) error {
+	if p := b.broken.Load(); p != nil {
+		return *p
+	}
+	base := b.cur.Load()
+	next := &state.Contents{Metadata: base.Metadata, Hosts: base.Hosts, Resources: base.Resources, Operations: base.Operations}
+	shared := true // next's maps are base's
+	for _, p := range ps {
+		batch := p.batch
 		switch {
 		case batch.Replace != nil:
 			next.Hosts = make(map[string]*state.HostState, len(batch.Changes))
@@ -410,37 +447,23 @@ func (b *Backend) commitGroup(group []*pending, h hooks) {
 		}
 		next.Metadata = state.NextMetadata(next.Metadata, batch)
 		p.meta = next.Metadata
-		applied = append(applied, p)
 	}
-	if len(applied) == 0 {
-		return
-	}
-	var err error
-	switch p := b.broken.Load(); {
-	case p != nil:
-		err = *p
+	err := b.rewrite(next, h)
+	switch {
+	case err == nil:
+		b.cur.Store(next)
+		return nil
+	case errors.Is(err, atomicfile.ErrNotDurable):
+		err = fmt.Errorf("filebackend: %s: %w: %w; the batches of this rewrite may or may not survive a crash, and reads and writes are refused until the store is reopened",
+			b.path, state.ErrOutcomeUnknown, err)
+		b.broken.Store(&err)
+	case errors.Is(err, lockinfo.ErrLockLost):
+		err = fmt.Errorf("filebackend: %s: %w; another process may be writing the store, so this one writes nothing more: %w", b.path, err, state.ErrLocked)
+		b.broken.Store(&err)
 	default:
-		err = b.rewrite(next, h)
-		switch {
-		case err == nil:
-			b.cur.Store(next)
-		case errors.Is(err, atomicfile.ErrNotDurable):
-			err = fmt.Errorf("filebackend: %s: %w: %w; the batches of this rewrite may or may not survive a crash, and reads and writes are refused until the store is reopened",
-				b.path, state.ErrOutcomeUnknown, err)
-			b.broken.Store(&err)
-		case errors.Is(err, lockinfo.ErrLockLost):
-			err = fmt.Errorf("filebackend: %s: %w; another process may be writing the store, so this one writes nothing more: %w", b.path, err, state.ErrLocked)
-			b.broken.Store(&err)
-		default:
-			err = fmt.Errorf("filebackend: %s: %w", b.path, err)
-		}
+		err = fmt.Errorf("filebackend: %s: %w", b.path, err)
 	}
-	for _, p := range applied {
-		if err != nil {
-			p.meta, p.err = state.Metadata{}, err
-		}
-		close(p.done)
-	}
+	return err
 }
 
 // rewrite replaces the state file with c (atomicfile.Write: a temp file
@@ -456,8 +479,45 @@ func (b *Backend) rewrite(c *state.Contents, h hooks) error {
 		if h.writer != nil {
 			w = h.writer(w)
 		}
+		// The file must stay readable: what Open would refuse as too
+		// large is refused here, before it replaces the file.
+		if limit := b.sizeLimit(); limit > 0 {
+			w = &limitWriter{w: w, left: limit}
+		}
 		return statefile.EncodeContents(w, c, &statefile.EncodeOptions{Cache: &b.cache}) // errors name the temp file
 	})
+}
+
+// sizeLimit is the largest file Open reads (statefile's rule for
+// DecodeOptions.MaxSize); zero or less means none.
+func (b *Backend) sizeLimit() int64 {
+	if b.maxSize == 0 {
+		return statefile.DefaultMaxSize
+	}
+	return b.maxSize
+}
+
+// errTooLarge marks a rewrite refused because the file would be larger
+// than the store can be read at.
+var errTooLarge = errors.New("too large")
+
+// limitWriter passes at most left bytes to w, then fails with an error
+// matching errTooLarge and state.ErrInvalid.
+type limitWriter struct {
+	w    io.Writer
+	left int64
+	n    int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		return 0, fmt.Errorf("the file would grow beyond %d bytes, the largest this store is read at (Options.MaxSize; statefile.DefaultMaxSize when unset), so the change is refused before anything is written: %w: %w",
+			l.n+l.left, errTooLarge, state.ErrInvalid)
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	l.n += int64(n)
+	return n, err
 }
 
 // Check implements state.Checker: it reads the state file again and

@@ -2,11 +2,14 @@ package filebackend_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -192,4 +195,60 @@ func TestLock_StaleInfoReportedToReaders(t *testing.T) {
 	require.NotNil(t, stale, "a killed writer's lock info is reported")
 	assert.Equal(t, holder.Process.Pid, stale.PID)
 	assert.Equal(t, []string{"held"}, hostNames(snapshot(t, ro)))
+}
+
+// TestMaxSize_RefusedBeforeWriting: a write that would make the file
+// larger than the store is read at (Options.MaxSize, 1 GiB by default) is
+// refused before anything is written; every acknowledged write stays
+// readable (20 writes used to be acknowledged, then Open refused the
+// file). Batches committed together that do not fit together are written
+// one by one, so only those that do not fit fail.
+func TestMaxSize_RefusedBeforeWriting(t *testing.T) {
+	const max = 64 << 10
+	pad := strings.Repeat("x", 2000)
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("concurrent=%v", concurrent), func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "state.json")
+			opts := &filebackend.Options{MaxSize: max}
+			b := open(t, p, opts)
+			var mu sync.Mutex
+			var acked, refused []string
+			add := func(name string) {
+				now := state.Timestamp(time.Now())
+				_, err := b.Commit(&state.Batch{Time: now, Changes: []state.Change{{Kind: state.KindHost, Key: name,
+					Host: &state.HostState{Name: name, Vars: map[string]any{"pad": pad}, CreatedAt: now, UpdatedAt: now}}}})
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					acked = append(acked, name)
+					return
+				}
+				assert.ErrorIs(t, err, state.ErrInvalid)
+				assert.Contains(t, err.Error(), "largest this store is read at")
+				refused = append(refused, name)
+			}
+			var wg sync.WaitGroup
+			for i := range 60 {
+				name := fmt.Sprintf("h%02d", i)
+				if concurrent {
+					wg.Go(func() { add(name) })
+				} else {
+					add(name)
+				}
+			}
+			wg.Wait()
+			require.NotEmpty(t, refused, "the limit was reached")
+			require.NotEmpty(t, acked)
+			fi, err := os.Stat(p)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, fi.Size(), int64(max))
+			require.NoError(t, b.Close())
+
+			b2 := open(t, p, opts)
+			c := snapshot(t, b2)
+			sort.Strings(acked)
+			assert.Equal(t, acked, hostNames(c), "every acknowledged write is readable, nothing refused is there")
+			assert.Equal(t, uint64(len(acked)), c.Metadata.Serial)
+		})
+	}
 }
