@@ -80,6 +80,13 @@ type Options struct {
 	// processes while a State holds it (see Live reads in the package
 	// documentation).
 	NoSocket bool
+
+	// Inspect opens, read-only, a store that Open would refuse as damaged
+	// (its pages, or its counters against its records; see Corruption in
+	// the package documentation), so that Check can list everything that
+	// is wrong with it. Reads of such a store may fail with
+	// state.ErrCorrupt. It implies ReadOnly.
+	Inspect bool
 }
 
 // Backend is a state.Backend on a bbolt file. Its methods may be called
@@ -168,6 +175,9 @@ func Open(path string, opts *Options) (*Backend, error) {
 	if opts != nil {
 		o = *opts
 	}
+	if o.Inspect {
+		o.ReadOnly = true
+	}
 	start := time.Now()
 	// A symbolic link is resolved once: the store is the file it names,
 	// and what replaces that file (CompactInPlace) replaces the file, not
@@ -206,23 +216,30 @@ func open(path, real string, o Options, start time.Time) (*Backend, error) {
 			return nil, err
 		}
 	}
-	probed, err := probe(path, real, o, start)
+	probed, walk, err := probe(path, real, o, start)
 	if err != nil {
 		return nil, err
+	}
+	if p := walk.damaged(); p != "" && !o.Inspect {
+		return nil, refusedf(path, "%s", p)
 	}
 	if afterProbe != nil {
 		afterProbe()
 	}
 	var file *os.File // the file bbolt opened (and locks)
-	db, err := bolt.Open(real, fileMode, &bolt.Options{
-		Timeout:      remaining(o.Timeout, start),
-		ReadOnly:     o.ReadOnly,
-		FreelistType: bolt.FreelistMapType,
-		OpenFile:     openProbed(probed, &file),
+	var db *bolt.DB
+	err = catchFaults(path, "opening", func() (err error) {
+		db, err = bolt.Open(real, fileMode, &bolt.Options{
+			Timeout:      remaining(o.Timeout, start),
+			ReadOnly:     o.ReadOnly,
+			FreelistType: bolt.FreelistMapType,
+			OpenFile:     openProbed(probed, &file),
+		})
+		return err
 	})
 	if err != nil {
 		switch {
-		case errors.Is(err, errReplaced):
+		case errors.Is(err, errReplaced), errors.Is(err, state.ErrCorrupt):
 			return nil, err
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, lockError(path, real, o, start)
@@ -336,6 +353,12 @@ func lockError(path, real string, o Options, start time.Time) error {
 	return fmt.Errorf("boltbackend: %w", e)
 }
 
+// refusedf is the error of Open for a store whose structure is damaged:
+// it says why, and what to do.
+func refusedf(path, format string, args ...any) error {
+	return corruptf(path, "%s; the store is refused so that nothing reads or overwrites damaged data ('ftlstate check' lists the damage, 'ftlstate salvage' reads what is left)", fmt.Sprintf(format, args...))
+}
+
 func corruptf(path, format string, args ...any) error {
 	return fmt.Errorf("boltbackend: %s: %s: %w", path, fmt.Sprintf(format, args...), state.ErrCorrupt)
 }
@@ -429,7 +452,7 @@ func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 // verify checks, in one read transaction, that the store has this
 // package's layout: the schema version, the buckets, a metadata record
-// and the counters.
+// and the counters. (probe's walk of the pages checked the rest.)
 func (b *Backend) verify() error {
 	return b.db.View(func(tx *bolt.Tx) error {
 		return catchFaults(b.path, "reading the metadata", func() error {

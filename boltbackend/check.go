@@ -40,16 +40,32 @@ func (b *Backend) Check() error {
 	defer b.ops.Leave()
 	c := &checker{state.CheckError{Path: b.path}}
 	run := func(tx *bolt.Tx) {
-		err := catchFaults(b.path, "check", func() error { c.walk(tx); return nil })
+		// The pages first, by this package's own bounds-checked walk:
+		// bbolt's check follows damaged pointers in a goroutine of its
+		// own, where a memory fault cannot be caught (it killed the
+		// process with SIGSEGV), so it runs only on pages found sound.
+		pages, err := walkPages(b.file, b.path, state.MaxProblems)
+		pagesOK := err == nil && len(pages.problems) == 0
+		switch {
+		case err != nil:
+			c.Addf("", "", "pages: %v", err)
+		default:
+			for _, p := range pages.problems {
+				c.Addf("", "", "pages: %s", p)
+			}
+			c.More += pages.more
+		}
+		err = catchFaults(b.path, "check", func() error { c.walk(tx); return nil })
 		if err != nil {
-			// bbolt's check would touch the same damaged pages, in a
-			// goroutine where a fault cannot be recovered.
 			var fe *faultError
 			if errors.As(err, &fe) {
 				c.Addf("", "", "bbolt failed on damaged data: %v", fe.v)
 			} else {
 				c.Addf("", "", "%v", err)
 			}
+			return
+		}
+		if !pagesOK {
 			return
 		}
 		for err := range tx.Check() {

@@ -217,7 +217,7 @@ func TestOpen_CorruptFilesAreRefusedUntouched(t *testing.T) {
 			boltEdit(t, path, func(tx *bolt.Tx) error {
 				return tx.Bucket([]byte("metadata")).Put([]byte("resources"), binary.BigEndian.AppendUint64(nil, 1<<62))
 			})
-		}, "counter 4611686018427387904 is impossible"},
+		}, "but the metadata's counter says 4611686018427387904"},
 		{"counter damaged", func(t *testing.T, path string) {
 			copyFile(t, bigStore(t), path)
 			boltEdit(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("metadata")).Put([]byte("hosts"), []byte{1}) })
@@ -302,18 +302,26 @@ func TestOpen_DamagedPageIsAnError(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, f.Close())
 
-			b, err := boltbackend.Open(path, nil)
+			before := fileHash(t, path)
+			for _, ro := range []bool{false, true} {
+				_, err := boltbackend.Open(path, &boltbackend.Options{ReadOnly: ro})
+				require.ErrorIs(t, err, state.ErrCorrupt, "the page walk at Open refuses it, read-only %v", ro)
+				assert.Contains(t, err.Error(), "outside the 64 pages in use")
+			}
+			assert.Equal(t, before, fileHash(t, path), "nothing written")
+
+			b, err := boltbackend.Open(path, &boltbackend.Options{Inspect: true})
 			require.NoError(t, err, "the meta pages are fine")
 			_, err = state.Open(b) // closes b on failure
 			require.ErrorIs(t, err, state.ErrCorrupt, "loading the records fails cleanly")
 			assert.Contains(t, err.Error(), "bbolt failed on damaged data")
 
-			b = openTB(t, path, nil)
+			b = openTB(t, path, &boltbackend.Options{Inspect: true})
 			err = b.Check()
 			var ce *state.CheckError
 			require.ErrorAs(t, err, &ce)
 			assert.ErrorIs(t, err, state.ErrCorrupt)
-			assert.Contains(t, err.Error(), "bbolt failed on damaged data")
+			assert.Contains(t, err.Error(), "outside the 64 pages in use")
 			t.Log(err)
 			// The other buckets still read.
 			require.NoError(t, b.View(func(s state.Snapshot) error {

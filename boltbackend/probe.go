@@ -79,20 +79,20 @@ func parseMeta(p []byte) (metaPage, error) {
 // would misread or crash on: an empty file, a file that is not bbolt, a
 // damaged meta page, and a file shorter than its high-water mark (bbolt
 // would map past the end and fault on the first read there).
-func probe(path, real string, o Options, start time.Time) (fs.FileInfo, error) {
+func probe(path, real string, o Options, start time.Time) (fs.FileInfo, *pageWalk, error) {
 	// O_NONBLOCK: a FIFO at the path must not block the open; it is
 	// refused below, before anything reads or locks it.
 	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("boltbackend: open: %w", err)
+		return nil, nil, fmt.Errorf("boltbackend: open: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("boltbackend: %w", err)
+		return nil, nil, fmt.Errorf("boltbackend: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, corruptf(path, "not a regular file (%v): a store must be one", fi.Mode().Type())
+		return nil, nil, corruptf(path, "not a regular file (%v): a store must be one", fi.Mode().Type())
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
@@ -100,16 +100,26 @@ func probe(path, real string, o Options, start time.Time) (fs.FileInfo, error) {
 			break
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("boltbackend: lock %s: %w", path, err)
+			return nil, nil, fmt.Errorf("boltbackend: lock %s: %w", path, err)
 		}
 		left := o.Timeout - time.Since(start)
 		if left <= 0 {
-			return nil, lockError(path, real, o, start)
+			return nil, nil, lockError(path, real, o, start)
 		}
 		time.Sleep(min(left, 50*time.Millisecond))
 	}
 	// Closing f releases the lock.
-	return fi, checkFile(f, path)
+	if err := checkFile(f, path); err != nil {
+		return nil, nil, err
+	}
+	// The pages too, before bbolt reads any (a read-write bolt.Open reads
+	// the freelist, and a damaged one made it panic). The walk's verdict
+	// is Open's (see verify).
+	walk, err := walkPages(f, path, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fi, walk, nil
 }
 
 // checkFile validates the bbolt structure of f that bbolt relies on

@@ -38,7 +38,7 @@ func Salvage(path string, opts *Options, fn func(c state.Change, err error) erro
 	}
 	o.ReadOnly = true
 	start := time.Now()
-	probed, err := probe(path, path, o, start)
+	probed, _, err := probe(path, path, o, start)
 	if err != nil {
 		return state.Metadata{}, err
 	}

@@ -104,12 +104,19 @@ Exit status 0 when the store is sound and no pending operation needs
 attention, 1 with the findings when not.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
+			rep := checkReport{Store: a.statePath, Problems: []string{}}
 			b, err := a.openBackend(a.statePath, true)
+			if kind, _ := storeKindOf(a.statePath); errors.Is(err, state.ErrCorrupt) && kind == kindBolt {
+				// Open refuses a bbolt store whose pages or counters are
+				// damaged; opened for inspection, Check lists everything.
+				if ib, ierr := boltbackend.Open(a.statePath, &boltbackend.Options{Inspect: true, Timeout: a.lockTimeout}); ierr == nil {
+					b, err = ib, nil
+				}
+			}
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			rep := checkReport{Store: a.statePath, Problems: []string{}}
 			if err := state.Check(b); err != nil {
 				var ce *state.CheckError
 				if errors.As(err, &ce) {

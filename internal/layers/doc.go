@@ -13,14 +13,16 @@
 //	1  inventory                     the inventory types state hosts merge into
 //	   internal/testfs               tmpfs and powerfs mounts for tests
 //	0  internal/clone, internal/inflight, internal/atomicfile,
-//	   internal/fuzzseed, internal/etcdtest, internal/powerfs
+//	   internal/fuzzseed, internal/etcdtest, internal/powerfs,
+//	   internal/boltdamage
 //
 // A package imports only packages of lower layers: a backend never imports
 // another backend, and nothing below the command imports the command's
 // pieces.
 //
 // Test-only packages (state/statetest, internal/crashtest, internal/testfs,
-// internal/powerfs, internal/fuzzseed, internal/etcdtest) are imported by
+// internal/powerfs, internal/fuzzseed, internal/etcdtest,
+// internal/boltdamage) are imported by
 // _test.go files and other test-only packages alone, so that no program
 // built from the library compiles them:
 // internal/etcdtest runs embedded etcd servers, and a program that imports

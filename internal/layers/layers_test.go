@@ -37,18 +37,20 @@ var layer = map[string]int{
 	"internal/powerfs":            0,
 	"internal/etcdtest":           0,
 	"internal/etcdproc":           0,
+	"internal/boltdamage":         0,
 	"internal/layers":             0,
 }
 
 // testOnly are the packages that only _test.go files may import.
 var testOnly = map[string]bool{
-	"state/statetest":    true,
-	"internal/crashtest": true,
-	"internal/testfs":    true,
-	"internal/powerfs":   true,
-	"internal/fuzzseed":  true,
-	"internal/etcdtest":  true,
-	"internal/etcdproc":  true,
+	"state/statetest":     true,
+	"internal/crashtest":  true,
+	"internal/testfs":     true,
+	"internal/powerfs":    true,
+	"internal/fuzzseed":   true,
+	"internal/etcdtest":   true,
+	"internal/etcdproc":   true,
+	"internal/boltdamage": true,
 }
 
 type pkg struct {

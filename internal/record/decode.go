@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -574,11 +575,28 @@ func (d *decoder) header(kind string, fields int) error {
 }
 
 // headerOf reads the array header and version of a record that has from
-// minFields to maxFields fields, and returns how many it has.
+// minFields to maxFields fields (the version included, the checksum not),
+// and returns how many it has. A record of version 2 must end with the
+// checksum of all its other bytes: it is verified first, before any field
+// is read, and cut off.
 func (d *decoder) headerOf(kind string, minFields, maxFields int) (int, error) {
 	n, err := d.arrayLen()
 	if err != nil {
 		return 0, err
+	}
+	v, err := d.int()
+	if err != nil {
+		return 0, err
+	}
+	switch v {
+	case versionNoChecksum:
+	case Version:
+		if err := d.checksum(); err != nil {
+			return 0, err
+		}
+		n-- // the checksum element
+	default:
+		return 0, d.errorf("%s record format version %d, want %d or %d", kind, v, versionNoChecksum, Version)
 	}
 	if n < minFields || n > maxFields {
 		want := fmt.Sprint(minFields)
@@ -587,14 +605,22 @@ func (d *decoder) headerOf(kind string, minFields, maxFields int) (int, error) {
 		}
 		return 0, d.errorf("%s record has %d fields, want %s", kind, n, want)
 	}
-	v, err := d.int()
-	if err != nil {
-		return 0, err
-	}
-	if v != Version {
-		return 0, d.errorf("%s record format version %d, want %d", kind, v, Version)
-	}
 	return n, nil
+}
+
+// checksum verifies the checksum element that ends the record and cuts it
+// off the input.
+func (d *decoder) checksum() error {
+	end := len(d.b) - checksumSize
+	if end < d.off || d.b[end] != codeUint32 {
+		return d.errorf("record without its checksum (truncated or damaged)")
+	}
+	want := binary.BigEndian.Uint32(d.b[end+1:])
+	if got := crc32.Checksum(d.b[:end], castagnoli); got != want {
+		return d.errorf("checksum mismatch (stored %08x, computed %08x): the record is damaged", want, got)
+	}
+	d.b = d.b[:end]
+	return nil
 }
 
 func (d *decoder) end() error {

@@ -5,17 +5,26 @@
 // # Layout
 //
 // Every record is a MessagePack array whose first element is the record
-// format version (Version, 1), followed by the fields in a fixed order:
+// format version (Version, 2), followed by the fields in a fixed order,
+// and last a checksum:
 //
-//	host:      [1, name, address, port, user, group, vars, created_at, updated_at, groups?]
-//	resource:  [1, type, id, name, data, tags, created_at, updated_at]
-//	metadata:  [1, version, created_at, updated_at, serial, lineage]
-//	operation: [1, id, action, resource, host, data, started_at, holder]
+//	host:      [2, name, address, port, user, group, vars, created_at, updated_at, groups?, sum]
+//	resource:  [2, type, id, name, data, tags, created_at, updated_at, sum]
+//	metadata:  [2, version, created_at, updated_at, serial, lineage, sum]
+//	operation: [2, id, action, resource, host, data, started_at, holder, sum]
+//
+// sum is the CRC-32C (Castagnoli) of every byte of the record before it,
+// written as a MessagePack uint32 (0xce and 4 bytes, big-endian) so that it
+// is always the last 5 bytes. Decoding verifies it before it reads any
+// field: a flipped byte anywhere (an address, a user, a password) gives an
+// error matching state.ErrCorrupt ("checksum mismatch"), never another
+// value. Records of format version 1, written before checksums existed,
+// have no sum and are still read; everything written is version 2.
 //
 // groups (HostState.Groups, the groups beyond group) is optional: a host
-// with no such groups has 9 elements, exactly as before the field existed,
+// with no such groups has the 9 fields it had before the field existed,
 // so stores written earlier read unchanged; a host with some has a 10th
-// element, a non-empty array of strings.
+// field, a non-empty array of strings.
 //
 // Timestamps use the MessagePack timestamp extension (type -1); the zero
 // time is written in its 96-bit form and comes back as time.Time{}. vars,

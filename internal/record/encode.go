@@ -1,7 +1,9 @@
 package record
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"slices"
 	"strconv"
@@ -14,11 +16,24 @@ import (
 	"github.com/go-ftl2/ftlstate/state"
 )
 
-// Version is the record format version, the first element of every
-// record.
-const Version = 1
+// Version is the record format version this package writes, the first
+// element of every record. Version 2 ends every record with a checksum
+// (see the package documentation); version 1 records, without one, are
+// still read.
+const Version = 2
 
-// Field counts of each record, the version included. A host with Groups
+// versionNoChecksum is the first record format: no checksum.
+const versionNoChecksum = 1
+
+// checksumSize is the size of a record's checksum element: a MessagePack
+// uint32 (0xce and 4 bytes, big-endian) holding the CRC-32C (Castagnoli)
+// of every byte of the record before it.
+const checksumSize = 5
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Field counts of each record, the version included and the checksum
+// not. A host with Groups
 // has one more field at the end (hostFieldsGroups); one without is
 // written exactly as before that field existed.
 const (
@@ -70,8 +85,16 @@ func getEncoder(dst []byte) *encoder {
 	return e
 }
 
-// finish returns the encoded bytes and releases e. On failure it returns
-// dst as it was given.
+// begin writes a record's array header, for fields fields (the version
+// included) and the checksum, and the version.
+func (e *encoder) begin(fields int) {
+	e.arrayLen(fields + 1)
+	e.int(Version)
+}
+
+// finish appends the checksum of the record (the bytes after dst),
+// returns the encoded bytes and releases e. On failure it returns dst as
+// it was given.
 func (e *encoder) finish(dst []byte, err error) ([]byte, error) {
 	out := e.w.b
 	if err == nil {
@@ -82,7 +105,8 @@ func (e *encoder) finish(dst []byte, err error) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	return out, nil
+	sum := crc32.Checksum(out[len(dst):], castagnoli)
+	return binary.BigEndian.AppendUint32(append(out, codeUint32), sum), nil
 }
 
 func (e *encoder) check(err error) {
@@ -147,11 +171,10 @@ func AppendHost(dst []byte, h *state.HostState) ([]byte, error) {
 
 func (e *encoder) host(h *state.HostState) error {
 	if len(h.Groups) > 0 {
-		e.arrayLen(hostFieldsGroups)
+		e.begin(hostFieldsGroups)
 	} else {
-		e.arrayLen(hostFields)
+		e.begin(hostFields)
 	}
-	e.int(Version)
 	e.str(h.Name)
 	if err := e.text(h.Address, "address"); err != nil {
 		return err
@@ -197,8 +220,7 @@ func AppendResource(dst []byte, r *state.ResourceState) ([]byte, error) {
 }
 
 func (e *encoder) resource(r *state.ResourceState) error {
-	e.arrayLen(resourceFields)
-	e.int(Version)
+	e.begin(resourceFields)
 	e.str(r.Type)
 	if err := e.text(r.ID, "id"); err != nil {
 		return err
@@ -229,8 +251,7 @@ func AppendMetadata(dst []byte, m *state.Metadata) ([]byte, error) {
 }
 
 func (e *encoder) metadata(m *state.Metadata) error {
-	e.arrayLen(metaFields)
-	e.int(Version)
+	e.begin(metaFields)
 	if err := e.text(m.Version, "version"); err != nil {
 		return err
 	}

@@ -189,7 +189,17 @@ func seeds(t testing.TB) map[string][]byte {
 		"bad-utf8":            hostWith(0xa2, 0xff, 0xfe),
 		"bad-bin":             hostWith(0xc4, 0x01, 'x'),
 		"bad-uint64-overflow": hostWith(0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0),
-		"bad-version":         {0x99, 0x02, 0xa1, 'h'},
+		"bad-version":         {0x99, 0x03, 0xa1, 'h'},
+		// Records of format version 1 (no checksum) are still read.
+		"host-v1-every-kind": version1(hb),
+		"resource-v1-full":   version1(must(record.EncodeResource(res))),
+		"metadata-v1":        version1(must(record.EncodeMetadata(&state.Metadata{Version: "1.0", CreatedAt: t0, UpdatedAt: t0, Serial: 42, Lineage: "x"}))),
+		"bad-checksum":       flipByte(hb, len(hb)/2),
+		"bad-no-checksum":    version1(hb)[:0:0],
 	}
+	noSum := slices.Clone(version1(hb))
+	noSum[0]++      // the array header counts a checksum...
+	noSum[1] = 0x02 // ...and says version 2, but there is none
+	s["bad-no-checksum"] = noSum
 	return s
 }

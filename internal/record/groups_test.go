@@ -40,11 +40,13 @@ func TestHost_GroupsRoundTrip(t *testing.T) {
 	assert.True(t, reflect.DeepEqual(h, got), "host differs after round trip")
 	assert.Equal(t, []string{"production", "eu", "ünï"}, got.Groups)
 
-	// The groups are a 10th element: standard MessagePack, a list of strings.
+	// The groups are a 10th field: standard MessagePack, a list of
+	// strings; the checksum follows (format version 2).
 	var generic []any
 	require.NoError(t, msgpack.Unmarshal(b, &generic))
-	require.Len(t, generic, 10)
+	require.Len(t, generic, 11)
 	assert.Equal(t, []any{"production", "eu", "ünï"}, generic[9])
+	assert.IsType(t, uint32(0), generic[10], "the checksum")
 
 	h2, err := record.DecodeHost(hostWithGroups("web", "prod", "eu"))
 	require.NoError(t, err, "the hand-built record is valid")
@@ -52,19 +54,20 @@ func TestHost_GroupsRoundTrip(t *testing.T) {
 	assert.Equal(t, []string{"prod", "eu"}, h2.Groups)
 }
 
-// A host without Groups encodes exactly as before the field existed, so
-// stores written earlier (testdata/bolt/v1-small.db) read unchanged, and a
-// store that never uses Groups is written byte for byte as before.
+// A host without Groups has the nine fields it had before the field
+// existed (and, since format version 2, the checksum after them), so stores
+// written earlier (testdata/bolt/v1-small.db) read unchanged.
 func TestHost_WithoutGroupsIsTheNineFieldRecord(t *testing.T) {
 	for _, groups := range [][]string{nil, {}} {
 		h := sampleHost()
 		h.Groups = groups
 		b, err := record.EncodeHost(h)
 		require.NoError(t, err)
-		assert.Equal(t, byte(0x99), b[0], "a 9-element array")
+		assert.Equal(t, byte(0x9a), b[0], "9 fields and the checksum")
 		var generic []any
 		require.NoError(t, msgpack.Unmarshal(b, &generic))
-		assert.Len(t, generic, 9)
+		assert.Len(t, generic, 10)
+		assert.IsType(t, uint32(0), generic[9], "the checksum")
 		got, err := record.DecodeHost(b)
 		require.NoError(t, err)
 		assert.Nil(t, got.Groups)

@@ -48,8 +48,7 @@ func checkOperation(op *state.Operation) error {
 }
 
 func (e *encoder) operation(op *state.Operation) error {
-	e.arrayLen(operationFields)
-	e.int(Version)
+	e.begin(operationFields)
 	e.str(op.ID)
 	e.str(op.Action)
 	e.str(op.Resource)

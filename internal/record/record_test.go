@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -217,7 +218,7 @@ func TestDecode_EveryIntegerEncoding(t *testing.T) {
 		enc := msgpack.NewEncoder(&buf)
 		// A host record written field by field, with v as its only var.
 		require.NoError(t, enc.EncodeArrayLen(9))
-		require.NoError(t, enc.EncodeUint8(record.Version))
+		require.NoError(t, enc.EncodeUint8(1)) // format version 1: no checksum
 		require.NoError(t, enc.EncodeString("h"))
 		require.NoError(t, enc.EncodeString(""))
 		require.NoError(t, enc.EncodeUint16(22))
@@ -244,8 +245,9 @@ func TestEncode_IsStandardMessagePack(t *testing.T) {
 	require.NoError(t, err)
 	var generic []any
 	require.NoError(t, msgpack.Unmarshal(b, &generic))
-	require.Len(t, generic, 9)
+	require.Len(t, generic, 10)
 	assert.EqualValues(t, record.Version, generic[0])
+	assert.IsType(t, uint32(0), generic[9], "the checksum ends the record")
 	assert.Equal(t, "web01", generic[1])
 	assert.Equal(t, "192.0.2.10", generic[2])
 	assert.EqualValues(t, 22, generic[3])
@@ -475,7 +477,7 @@ func TestDecode_HostileInput(t *testing.T) {
 		"nil":                {0xc0},
 		"not an array":       {0x81, 0xa1, 'a', 0x01},
 		"wrong field count":  {0x92, 0x01, 0xa1, 'h'},
-		"unknown version":    {0x99, 0x02, 0xa1, 'h'},
+		"unknown version":    {0x99, 0x03, 0xa1, 'h'},
 		"huge str32":         hostWith(0xdb, 0xff, 0xff, 0xff, 0xff, 'x'),
 		"huge array32":       hostWith(0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0),
 		"huge map32":         hostWith(0xdf, 0xff, 0xff, 0xff, 0xff, 0xa0, 0xc0),
@@ -616,4 +618,73 @@ func TestDecode_DoesNotAliasInput(t *testing.T) {
 		b[i] = 'X'
 	}
 	assert.True(t, reflect.DeepEqual(h, got), "%#v", got)
+}
+
+// version1 turns a record of format version 2 (as the encoder writes it,
+// with a fixarray header) into the same record in format version 1: no
+// checksum.
+func version1(b []byte) []byte {
+	if len(b) < 7 || b[0] < 0x91 || b[0] > 0x9f || b[1] != 0x02 {
+		panic("not a version 2 record with a fixarray header")
+	}
+	out := slices.Clone(b[:len(b)-5]) // the checksum: 0xce and 4 bytes
+	out[0]--
+	out[1] = 0x01
+	return out
+}
+
+func flipByte(b []byte, i int) []byte {
+	out := slices.Clone(b)
+	out[i] ^= 0x01
+	return out
+}
+
+// TestChecksum_EveryDamagedByte: a record of format version 2 carries the
+// CRC-32C of its bytes: a flipped bit anywhere in it, a byte an address,
+// a user or a password, is refused as corrupt, never decoded as another
+// value (it used to be served).
+func TestChecksum_EveryDamagedByte(t *testing.T) {
+	h := &state.HostState{Name: "web01", Address: "192.0.2.10", Port: 22, User: "admin", Vars: map[string]any{"password": "hunter2", "n": int64(7)}, CreatedAt: ts, UpdatedAt: ts}
+	b, err := record.EncodeHost(h)
+	require.NoError(t, err)
+	for i := range b {
+		for bit := range 8 {
+			d := slices.Clone(b)
+			d[i] ^= 1 << bit
+			got, err := record.DecodeHost(d)
+			require.Error(t, err, "byte %d bit %d: decoded %+v", i, bit, got)
+			require.ErrorIs(t, err, state.ErrCorrupt)
+		}
+	}
+	d := flipByte(b, bytes.Index(b, []byte("hunter2")))
+	_, err = record.DecodeHost(d)
+	assert.ErrorContains(t, err, "checksum mismatch")
+	r, err := record.EncodeResource(&state.ResourceState{Type: "linode", ID: "1"})
+	require.NoError(t, err)
+	_, err = record.ResourceType(flipByte(r, len(r)-8))
+	assert.ErrorIs(t, err, state.ErrCorrupt, "ResourceType verifies the checksum too")
+}
+
+// TestVersion1_StillRead: records written before checksums (format
+// version 1) decode to the same values; what is written now is version 2.
+func TestVersion1_StillRead(t *testing.T) {
+	h := &state.HostState{Name: "web01", Address: "a", Port: 22, Group: "g", Groups: []string{"x"}, Vars: map[string]any{"k": []any{int64(1), "s"}}, CreatedAt: ts, UpdatedAt: ts}
+	b, err := record.EncodeHost(h)
+	require.NoError(t, err)
+	assert.Equal(t, byte(record.Version), b[1])
+	got, err := record.DecodeHost(version1(b))
+	require.NoError(t, err)
+	assert.Equal(t, h, got)
+	m := &state.Metadata{Version: "1.0", Serial: 9, Lineage: "l", CreatedAt: ts, UpdatedAt: ts}
+	mb, err := record.EncodeMetadata(m)
+	require.NoError(t, err)
+	gm, err := record.DecodeMetadata(version1(mb))
+	require.NoError(t, err)
+	assert.Equal(t, *m, gm)
+	op := &state.Operation{ID: "a", Action: "create", Resource: "r", StartedAt: ts}
+	ob, err := record.EncodeOperation(op)
+	require.NoError(t, err)
+	gop, err := record.DecodeOperation(version1(ob))
+	require.NoError(t, err)
+	assert.Equal(t, op, gop)
 }
