@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 		hold(p) // re-executed as a lock holder (lock_test.go)
 		return
 	}
+	if p := os.Getenv(writerEnv); p != "" {
+		writer(p) // re-executed as a writer (realserver_test.go)
+		return
+	}
 	if p := os.Getenv(importEnv); p != "" {
 		importer(p) // re-executed as an importer (replace_test.go)
 		return
