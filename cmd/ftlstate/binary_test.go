@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -242,27 +244,57 @@ func TestBinary_Demo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode")
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(binary, "demo", "--hosts", "200", "--workers", "8")
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	require.NoError(t, cmd.Run(), errb.String())
-	s := out.String()
-	assert.Contains(t, s, "run 1: killed with SIGKILL after recording 100 of 200 hosts")
-	assert.Regexp(t, `run 2: skipped (\d+) hosts already in the state, provisioned (\d+)`, s)
-	assert.Contains(t, s, "200 hosts, 200 resources")
-	assert.Contains(t, s, "caches 66, databases 67, webservers 67")
-	assert.FileExists(t, filepath.Join(dir, demoStore))
-	assert.FileExists(t, filepath.Join(dir, demoExport))
-	r := bin(t, nil, "--state", filepath.Join(dir, demoExport), "hosts", "-o", "json")
-	require.Equal(t, 0, r.code, r.stderr)
-	var hosts []state.HostState
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &hosts))
-	assert.Len(t, hosts, 200, "the export is a valid state.json with every host")
-	// Skipped + provisioned covers every host exactly once.
-	var skipped, provisioned int
-	fmt.Sscanf(s[strings.Index(s, "run 2: skipped"):], "run 2: skipped %d hosts already in the state, provisioned %d", &skipped, &provisioned)
-	assert.Equal(t, 200, skipped+provisioned)
-	assert.GreaterOrEqual(t, skipped, 100)
+	for _, kills := range []int{1, 3} {
+		t.Run(fmt.Sprintf("kills=%d", kills), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(binary, "demo", "--hosts", "200", "--workers", "8", "--kills", fmt.Sprint(kills))
+			cmd.Dir = dir
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			require.NoError(t, cmd.Run(), errb.String())
+			s := out.String()
+			t.Log(s)
+			assert.Regexp(t, `run 1: killed with SIGKILL at a random moment, after \d+ hosts were provisioned`, s)
+			for run := 2; run <= kills; run++ {
+				assert.Regexp(t, fmt.Sprintf(`run %d: found \d+ pending operations, settled \d+ \(\d+ adopted, \d+ re-created\), provisioned \d+ more hosts, then was killed with SIGKILL`, run), s)
+			}
+			last := regexp.MustCompile(fmt.Sprintf(`run %d: found (\d+) pending operations, settled all \((\d+) adopted, (\d+) re-created\), skipped (\d+) hosts already in the store, provisioned (\d+) in`, kills+1)).FindStringSubmatch(s)
+			require.NotNil(t, last, s)
+			n := func(i int) int { v, _ := strconv.Atoi(last[i]); return v }
+			assert.Equal(t, n(1), n(2)+n(3), "every pending operation settled")
+			assert.Equal(t, 200, n(1)+n(4)+n(5), "pending, skipped and provisioned cover every host once")
+			assert.Contains(t, s, "cloud: 200 instances; store: 200 hosts, 200 resources, 0 pending; orphaned 0, duplicated 0")
+			assert.Contains(t, s, "caches 66, databases 67, webservers 67")
+			for _, f := range []string{demoStore, demoExport, demoCloud} {
+				assert.FileExists(t, filepath.Join(dir, f))
+			}
+
+			// What the demo says, checked from outside: the cloud's file
+			// against the store.
+			r := bin(t, nil, "--state", filepath.Join(dir, demoStore), "resources", "-o", "json", "--show-secrets")
+			require.Equal(t, 0, r.code, r.stderr)
+			var res []keyedResource
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &res))
+			ids := map[string]bool{}
+			for _, x := range res {
+				ids[x.ID] = true
+			}
+			cloud, err := os.ReadFile(filepath.Join(dir, demoCloud))
+			require.NoError(t, err)
+			lines := strings.Split(strings.TrimSpace(string(cloud)), "\n")
+			assert.Len(t, lines, 200, "one instance per host in the cloud")
+			for _, l := range lines {
+				var inst struct{ ID string }
+				require.NoError(t, json.Unmarshal([]byte(l), &inst))
+				assert.True(t, ids[inst.ID], "instance %s is recorded", inst.ID)
+			}
+			r = bin(t, nil, "--state", filepath.Join(dir, demoStore), "pending", "-o", "name")
+			assert.Empty(t, r.stdout)
+			r = bin(t, nil, "--state", filepath.Join(dir, demoExport), "hosts", "-o", "json")
+			require.Equal(t, 0, r.code, r.stderr)
+			var hosts []state.HostState
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &hosts))
+			assert.Len(t, hosts, 200, "the export is a valid state.json with every host")
+		})
+	}
 }

@@ -32,6 +32,7 @@ var layer = map[string]int{
 	"internal/clone":              0,
 	"internal/inflight":           0,
 	"internal/atomicfile":         0,
+	"internal/simcloud":           0,
 	"internal/fuzzseed":           0,
 	"internal/testfs":             1,
 	"internal/powerfs":            0,
