@@ -36,6 +36,10 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 		return b.errClosed()
 	}
 	defer b.ops.Leave()
+	// Whether the store existed is read before the store is: the first
+	// Commit may create it between the read and the check, and a read
+	// from before that rightly shows no metadata.
+	existed := b.created.Load()
 	guess := ""
 	if g := b.viewGen.Load(); g != nil {
 		guess = *g
@@ -61,7 +65,7 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 	defer s.done.Store(true)
 	kv := first(rs[0].GetResponseRange().Kvs)
 	if kv == nil {
-		if !b.cfg.ReadOnly && !b.created.Load() {
+		if !b.cfg.ReadOnly && !existed {
 			s.meta, s.empty = b.fresh, true
 			return fn(s)
 		}
