@@ -471,6 +471,9 @@ type buckets struct {
 	schema             uint64
 	metadata           state.Metadata
 	nHosts, nResources uint64
+	// indexLater, when not nil, collects the index entries of a
+	// replacement (see apply).
+	indexLater [][]byte
 }
 
 // openBuckets finds the buckets of tx and reads the metadata bucket.

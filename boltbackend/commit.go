@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -275,6 +276,12 @@ func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
 				return err
 			}
 			nHosts, nResources = 0, 0
+			// The index's keys (type, then resource key) come in resource
+			// key order; put into the empty bucket in that order, each one
+			// lands in the middle of one large node and bbolt moves all
+			// the entries after it (quadratic: 7 of the 13 s of a 200k
+			// import). Put them sorted, after the records.
+			bk.indexLater = [][]byte{}
 		}
 		if bk.ops == nil && r.hasOperations() {
 			if err := bk.addOperations(tx); err != nil {
@@ -289,6 +296,15 @@ func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
 			}
 			nHosts += dh
 			nResources += dr
+		}
+		if bk.indexLater != nil {
+			slices.SortFunc(bk.indexLater, bytes.Compare)
+			for _, k := range bk.indexLater {
+				if err := bk.byType.Put(k, []byte{}); err != nil {
+					return err
+				}
+			}
+			bk.indexLater = nil
 		}
 		meta = state.NextMetadata(meta, r.batch)
 		r.meta = meta
@@ -403,7 +419,11 @@ func (bk *buckets) change(c *prepared) (dHosts, dResources int64, err error) {
 	if err := bk.resources.Put(c.key, c.value); err != nil {
 		return 0, 0, err
 	}
-	if !keep {
+	switch {
+	case keep:
+	case bk.indexLater != nil:
+		bk.indexLater = append(bk.indexLater, c.index)
+	default:
 		if err := bk.byType.Put(c.index, []byte{}); err != nil {
 			return 0, 0, err
 		}
