@@ -22,18 +22,18 @@ func (a *app) progress(total int64, desc, unit string) *progressbar.ProgressBar 
 		progressbar.OptionThrottle(65 * time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetWidth(30),
-		progressbar.OptionShowCount(),
 		progressbar.OptionSetElapsedTime(true),
 		// Drawn at once, so that the spinner's own ticker redraws it.
 		progressbar.OptionSetRenderBlankState(true),
 	}
-	if unit == "bytes" {
-		opts = append(opts, progressbar.OptionShowBytes(true))
-	} else {
-		opts = append(opts, progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit))
-	}
-	if total < 0 {
+	switch {
+	case total < 0:
+		// Nothing to count: the description says what and how much.
 		opts = append(opts, progressbar.OptionSpinnerType(14))
+	case unit == "bytes":
+		opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionShowCount())
+	default:
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit))
 	}
 	return progressbar.NewOptions64(total, opts...)
 }

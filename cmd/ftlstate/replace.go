@@ -223,7 +223,7 @@ func (a *app) replaceStore(o replaceOptions, src string, c *state.Contents) erro
 		fmt.Fprintf(a.stderr, "%s: already holds the content of %s; nothing to %s, nothing written\n", path, src, verb)
 		return nil
 	}
-	if !o.noBackup {
+	if !o.noBackup && exists {
 		if err := a.keepBackup(b, path); err != nil {
 			return err
 		}
