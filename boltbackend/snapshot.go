@@ -276,3 +276,39 @@ func (s *snapshot) Operations(fn func(op *state.Operation) error) error {
 		return op, true, err
 	}, fn)
 }
+
+var _ state.KeyScanner = (*snapshot)(nil)
+
+// HostNames implements state.KeyScanner: a cursor seek to prefix, keys
+// only, so its cost is that of the matches.
+func (s *snapshot) HostNames(prefix string, fn func(name string) error) error {
+	if s.bk == nil {
+		return errSnapshotDone
+	}
+	return s.keys(s.bk.hosts, prefix, fn)
+}
+
+// ResourceKeys implements state.KeyScanner (see HostNames).
+func (s *snapshot) ResourceKeys(prefix string, fn func(key string) error) error {
+	if s.bk == nil {
+		return errSnapshotDone
+	}
+	return s.keys(s.bk.resources, prefix, fn)
+}
+
+func (s *snapshot) keys(b *bolt.Bucket, prefix string, fn func(string) error) error {
+	p := []byte(prefix)
+	c := b.Cursor()
+	return walk(s, func(first bool) (string, bool, error) {
+		var k []byte
+		if first {
+			k, _ = c.Seek(p)
+		} else {
+			k, _ = c.Next()
+		}
+		if k == nil || !bytes.HasPrefix(k, p) {
+			return "", false, nil
+		}
+		return string(k), true, nil
+	}, fn)
+}
