@@ -37,7 +37,7 @@ func (a *app) completeHosts(cmd *cobra.Command, args []string, toComplete string
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	return a.completeNames(toComplete, func(snap state.Snapshot, add func(string)) error {
-		return snap.Hosts(func(h *state.HostState) error { add(h.Name); return nil })
+		return state.HostNames(snap, toComplete, func(n string) error { add(n); return nil })
 	}), cobra.ShellCompDirectiveNoFileComp
 }
 
@@ -47,7 +47,7 @@ func (a *app) completeResources(cmd *cobra.Command, args []string, toComplete st
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	return a.completeNames(toComplete, func(snap state.Snapshot, add func(string)) error {
-		return snap.Resources(func(k string, _ *state.ResourceState) error { add(k); return nil })
+		return state.ResourceKeys(snap, toComplete, func(k string) error { add(k); return nil })
 	}), cobra.ShellCompDirectiveNoFileComp
 }
 

@@ -48,25 +48,20 @@ json and yaml unless --show-secrets.`,
 				return err
 			}
 			byGroup := cmd.Flags().Changed("group")
-			var hosts []*state.HostState
-			var names []string
+			namesOnly := out == formatName && !byGroup && len(sel) == 0
+			l := a.newHostListing(out)
 			err = a.view(func(snap state.Snapshot) error {
-				return snap.Hosts(func(h *state.HostState) error {
-					if !g.match(h.Name) || byGroup && !inGroup(h, group) || !sel.matchHost(h) {
+				return eachHost(snap, g, namesOnly, func(name string, h *state.HostState) error {
+					if h != nil && (byGroup && !inGroup(h, group) || !sel.matchHost(h)) {
 						return nil
 					}
-					if out == formatName {
-						names = append(names, h.Name)
-					} else {
-						hosts = append(hosts, h)
-					}
-					return nil
+					return l.add(name, h)
 				})
 			})
 			if err != nil {
 				return err
 			}
-			return a.writeHosts(out, hosts, names)
+			return l.flush()
 		},
 	}
 	cmd.Flags().StringVar(&group, "group", "", "only hosts in this group (among all of theirs), as stored or as Ansible names it (\"\" for hosts without one)")
@@ -78,37 +73,89 @@ json and yaml unless --show-secrets.`,
 	return cmd
 }
 
-// writeHosts writes a listing of hosts in format out.
-func (a *app) writeHosts(out format, hosts []*state.HostState, names []string) error {
-	switch out {
-	case formatName:
-		for _, n := range names {
-			a.out.WriteString(cell(n))
-			a.out.WriteByte('\n')
+// eachHost calls fn for every host of snap whose name g matches: with
+// the record, or only the name when namesOnly. A pattern with a literal
+// prefix ('web*') reads only the hosts with that prefix where the store
+// can seek (state.HostNames).
+func eachHost(snap state.Snapshot, g globs, namesOnly bool, fn func(name string, h *state.HostState) error) error {
+	prefix := g.prefix()
+	switch {
+	case namesOnly:
+		return state.HostNames(snap, prefix, func(n string) error {
+			if !g.match(n) {
+				return nil
+			}
+			return fn(n, nil)
+		})
+	case prefix != "":
+		return state.HostNames(snap, prefix, func(n string) error {
+			if !g.match(n) {
+				return nil
+			}
+			h, ok, err := snap.Host(n)
+			if err != nil || !ok {
+				return err
+			}
+			return fn(n, h)
+		})
+	}
+	return snap.Hosts(func(h *state.HostState) error {
+		if !g.match(h.Name) {
+			return nil
 		}
+		return fn(h.Name, h)
+	})
+}
+
+// hostListing writes a listing of hosts in one format, row by row as the
+// hosts are read (tables keep only their cells, not the records).
+type hostListing struct {
+	a     *app
+	out   format
+	t     *table
+	hosts []*state.HostState
+}
+
+func (a *app) newHostListing(out format) *hostListing {
+	l := &hostListing{a: a, out: out}
+	switch out {
+	case formatTable:
+		l.t = newTable(a.stdout, a.noHeaders, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "UPDATED")
+	case formatWide:
+		l.t = newTable(a.stdout, a.noHeaders, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "CREATED", "UPDATED")
+	case formatJSON, formatYAML:
+		l.hosts = []*state.HostState{}
+	}
+	return l
+}
+
+// add lists a host; h is nil for -o name without filters.
+func (l *hostListing) add(name string, h *state.HostState) error {
+	switch l.out {
+	case formatName:
+		l.a.out.WriteString(cell(name))
+		return l.a.out.WriteByte('\n')
+	case formatJSON, formatYAML:
+		if !l.a.showSecrets {
+			h = export.RedactHost(h)
+		}
+		l.hosts = append(l.hosts, h)
+	case formatWide:
+		l.t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), orDash(strings.Join(sortedKeys(h.Vars), ",")), timeCell(h.CreatedAt), timeCell(h.UpdatedAt))
+	default:
+		l.t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), strconv.Itoa(len(h.Vars)), timeCell(h.UpdatedAt))
+	}
+	return nil
+}
+
+func (l *hostListing) flush() error {
+	switch l.out {
+	case formatName:
 		return nil
 	case formatJSON, formatYAML:
-		if hosts == nil {
-			hosts = []*state.HostState{}
-		}
-		if !a.showSecrets {
-			for i, h := range hosts {
-				hosts[i] = export.RedactHost(h)
-			}
-		}
-		return writeData(a.stdout, out, hosts)
-	case formatWide:
-		t := newTable(a.stdout, a.noHeaders, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "CREATED", "UPDATED")
-		for _, h := range hosts {
-			t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), orDash(strings.Join(sortedKeys(h.Vars), ",")), timeCell(h.CreatedAt), timeCell(h.UpdatedAt))
-		}
-		return t.flush()
+		return writeData(l.a.stdout, l.out, l.hosts)
 	}
-	t := newTable(a.stdout, a.noHeaders, "NAME", "ADDRESS", "PORT", "USER", "GROUP", "VARS", "UPDATED")
-	for _, h := range hosts {
-		t.row(h.Name, orDash(h.Address), strconv.Itoa(h.Port), orDash(h.User), orDash(strings.Join(h.AllGroups(), ",")), strconv.Itoa(len(h.Vars)), timeCell(h.UpdatedAt))
-	}
-	return t.flush()
+	return l.t.flush()
 }
 
 func (a *app) hostCommand() *cobra.Command {

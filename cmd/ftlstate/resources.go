@@ -49,29 +49,40 @@ in json and yaml unless --show-secrets.`,
 			if err != nil {
 				return err
 			}
-			var list []keyedResource
-			var keys []string
+			l := a.newResourceListing(out)
 			collect := func(key string, r *state.ResourceState) error {
 				if !g.match(key) || !sel.matchResource(key, r) {
 					return nil
 				}
-				if out == formatName {
-					keys = append(keys, key)
-				} else {
-					list = append(list, keyedResource{key, r})
-				}
-				return nil
+				return l.add(key, r)
 			}
 			err = a.view(func(snap state.Snapshot) error {
-				if cmd.Flags().Changed("type") {
+				prefix := g.prefix()
+				switch {
+				case cmd.Flags().Changed("type"):
 					return state.ResourcesOfType(snap, typ, collect)
+				case out == formatName && len(sel) == 0:
+					return state.ResourceKeys(snap, prefix, func(k string) error {
+						if !g.match(k) {
+							return nil
+						}
+						return l.add(k, nil)
+					})
+				case prefix != "":
+					return state.ResourceKeys(snap, prefix, func(k string) error {
+						r, ok, err := snap.Resource(k)
+						if err != nil || !ok {
+							return err
+						}
+						return collect(k, r)
+					})
 				}
 				return snap.Resources(collect)
 			})
 			if err != nil {
 				return err
 			}
-			return a.writeResources(out, list, keys)
+			return l.flush()
 		},
 	}
 	cmd.Flags().StringVar(&typ, "type", "", "only resources of this type (uses the store's type index)")
@@ -83,36 +94,55 @@ in json and yaml unless --show-secrets.`,
 	return cmd
 }
 
-func (a *app) writeResources(out format, list []keyedResource, keys []string) error {
+// resourceListing writes a listing of resources in one format, row by
+// row (see hostListing).
+type resourceListing struct {
+	a    *app
+	out  format
+	t    *table
+	list []keyedResource
+}
+
+func (a *app) newResourceListing(out format) *resourceListing {
+	l := &resourceListing{a: a, out: out}
 	switch out {
+	case formatTable:
+		l.t = newTable(a.stdout, a.noHeaders, "KEY", "TYPE", "ID", "NAME", "UPDATED")
+	case formatWide:
+		l.t = newTable(a.stdout, a.noHeaders, "KEY", "TYPE", "ID", "NAME", "DATA", "TAGS", "CREATED", "UPDATED")
+	case formatJSON, formatYAML:
+		l.list = []keyedResource{}
+	}
+	return l
+}
+
+// add lists a resource; r is nil for -o name without a selector.
+func (l *resourceListing) add(key string, r *state.ResourceState) error {
+	switch l.out {
 	case formatName:
-		for _, k := range keys {
-			a.out.WriteString(cell(k))
-			a.out.WriteByte('\n')
+		l.a.out.WriteString(cell(key))
+		return l.a.out.WriteByte('\n')
+	case formatJSON, formatYAML:
+		if !l.a.showSecrets {
+			r = export.RedactResource(r)
 		}
+		l.list = append(l.list, keyedResource{key, r})
+	case formatWide:
+		l.t.row(key, r.Type, orDash(r.ID), orDash(r.Name), orDash(strings.Join(sortedKeys(r.Data), ",")), orDash(strings.Join(sortedKeys(r.Tags), ",")), timeCell(r.CreatedAt), timeCell(r.UpdatedAt))
+	default:
+		l.t.row(key, r.Type, orDash(r.ID), orDash(r.Name), timeCell(r.UpdatedAt))
+	}
+	return nil
+}
+
+func (l *resourceListing) flush() error {
+	switch l.out {
+	case formatName:
 		return nil
 	case formatJSON, formatYAML:
-		if list == nil {
-			list = []keyedResource{}
-		}
-		if !a.showSecrets {
-			for i := range list {
-				list[i].ResourceState = export.RedactResource(list[i].ResourceState)
-			}
-		}
-		return writeData(a.stdout, out, list)
-	case formatWide:
-		t := newTable(a.stdout, a.noHeaders, "KEY", "TYPE", "ID", "NAME", "DATA", "TAGS", "CREATED", "UPDATED")
-		for _, r := range list {
-			t.row(r.Key, r.Type, orDash(r.ID), orDash(r.Name), orDash(strings.Join(sortedKeys(r.Data), ",")), orDash(strings.Join(sortedKeys(r.Tags), ",")), timeCell(r.CreatedAt), timeCell(r.UpdatedAt))
-		}
-		return t.flush()
+		return writeData(l.a.stdout, l.out, l.list)
 	}
-	t := newTable(a.stdout, a.noHeaders, "KEY", "TYPE", "ID", "NAME", "UPDATED")
-	for _, r := range list {
-		t.row(r.Key, r.Type, orDash(r.ID), orDash(r.Name), timeCell(r.UpdatedAt))
-	}
-	return t.flush()
+	return l.t.flush()
 }
 
 func (a *app) resourceCommand() *cobra.Command {
