@@ -161,6 +161,11 @@ func boundDuringQuorumLoss(t *testing.T, b *etcdbackend.Backend, timeout time.Du
 	}
 	wg.Wait()
 	t.Logf("16 writers without quorum: slowest answer %s (bound %s); outcomes %v", slowest.Round(time.Millisecond), 2*timeout, kinds)
-	assert.LessOrEqual(t, slowest, 2*timeout+300*time.Millisecond, "within twice RequestTimeout, with a little slack for scheduling")
+	assert.LessOrEqual(t, slowest, 2*timeout+schedulingSlack, "within twice RequestTimeout, with slack for a loaded machine")
 	assert.Zero(t, kinds["stored"], "no quorum, nothing stored")
 }
+
+// schedulingSlack is what a test of the time bound allows beyond it: the
+// bound is kept by deadlines, and a loaded machine (CI, shared cores)
+// delays the goroutines that notice them.
+const schedulingSlack = time.Second

@@ -167,7 +167,7 @@ func TestOutcome_UnknownThenStored(t *testing.T) {
 	start := time.Now()
 	err := addHost(b, "unknown")
 	require.ErrorIs(t, err, etcdbackend.ErrOutcomeUnknown)
-	assert.LessOrEqual(t, time.Since(start), 2*cfg.RequestTimeout+200*time.Millisecond)
+	assert.LessOrEqual(t, time.Since(start), 2*cfg.RequestTimeout+schedulingSlack)
 	t.Logf("error: %v", err)
 	err = addHost(b, "during")
 	require.Error(t, err)
