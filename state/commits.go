@@ -129,23 +129,24 @@ type commitLog struct {
 	// lowest serial the next commit may have.
 	next uint64
 	// wake is closed (and replaced) when a commit is held, and closed for
-	// good by close.
+	// good by close; reset makes the first.
 	wake chan struct{}
 }
 
 func (l *commitLog) at(i int) *Commit { return &l.ring[(l.start+i)%len(l.ring)] }
 
-func (l *commitLog) waitChan() <-chan struct{} {
-	if l.wake == nil {
-		l.wake = make(chan struct{})
-	}
-	return l.wake
-}
+// waitChan returns the channel the next commit closes. It only reads
+// (Commits calls it under the State's read lock): reset, notify and close
+// make the channels.
+func (l *commitLog) waitChan() <-chan struct{} { return l.wake }
 
 // reset empties the log of a store at serial (at open).
 func (l *commitLog) reset(serial uint64) {
 	l.drop(l.n)
 	l.base, l.next = serial, serial+1
+	if l.wake == nil {
+		l.wake = make(chan struct{})
+	}
 }
 
 // add holds c, the newest commit. The State publishes commits in serial
@@ -198,9 +199,11 @@ func (l *commitLog) drop(k int) {
 }
 
 func (l *commitLog) notify() {
-	if l.wake != nil && l.wake != closedChan {
-		close(l.wake)
-		l.wake = nil
+	if l.wake != closedChan {
+		if l.wake != nil {
+			close(l.wake)
+		}
+		l.wake = make(chan struct{})
 	}
 }
 

@@ -168,6 +168,29 @@ func TestState_CommitsFollowerSeesEveryCommitOnce(t *testing.T) {
 			}
 		})
 	}
+	// Other followers read at the same time (under -race: Commits only
+	// reads).
+	stop := make(chan struct{})
+	var others sync.WaitGroup
+	for range 2 {
+		others.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, wait, err := st.Commits(from, 10)
+				assert.NoError(t, err)
+				select {
+				case <-wait:
+				case <-stop:
+					return
+				}
+			}
+		})
+	}
+	defer func() { close(stop); others.Wait() }()
 	seen := map[string]int{}
 	next := from
 	for len(seen) < writers*each {
