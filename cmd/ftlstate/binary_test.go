@@ -34,6 +34,11 @@ func TestMain(m *testing.M) {
 		hold(p)
 		return
 	}
+	// Re-executed as a holder that writes (live_test.go).
+	if p := os.Getenv(liveWriterEnv); p != "" {
+		liveWriter(p)
+		return
+	}
 	dir, err := os.MkdirTemp("", "ftlstate-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

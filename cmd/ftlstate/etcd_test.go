@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -98,4 +99,53 @@ func TestParseEtcd(t *testing.T) {
 	assert.Equal(t, kindEtcd, kindOf("etcds://h:1/p"))
 	assert.Equal(t, kindEtcd, kindOf("etcd://h:1/p"))
 	assert.Equal(t, kindBolt, kindOf("etcd.db"))
+}
+
+// TestEtcd_Watch: watch follows an etcd store through etcd's own watch,
+// from a serial, and ends when the writer releases the store.
+func TestEtcd_Watch(t *testing.T) {
+	c := etcdtest.New(t, etcdtest.Options{NoFsync: true})
+	store := "etcd://" + c.Endpoint(0) + "/ftl/watch"
+	b, err := etcdbackend.Open(context.Background(), etcdbackend.Config{Endpoints: []string{c.Endpoint(0)}, Prefix: "/ftl/watch"})
+	require.NoError(t, err)
+	st, err := state.Open(b)
+	require.NoError(t, err)
+	var from uint64
+	for i := range 5 {
+		require.NoError(t, st.AddHost(&state.HostState{Name: "web0" + strconv.Itoa(i), Address: "10.0.0.1", Vars: map[string]any{"token": "t"}}))
+		if i == 1 {
+			from = st.Metadata().Serial
+		}
+	}
+	done := make(chan result, 1)
+	go func() {
+		done <- ftl(t, "--state", store, "watch", "--from", strconv.FormatUint(from, 10), "-o", "json")
+	}()
+	// The watch shows the commits from serial from on, as they come;
+	// the writer's Close ends it.
+	var r result
+	for deadline := time.Now().Add(time.Minute); ; {
+		require.True(t, time.Now().Before(deadline), "watch does not end")
+		if st != nil {
+			time.Sleep(500 * time.Millisecond)
+			require.NoError(t, st.Close())
+			st = nil
+		}
+		select {
+		case r = <-done:
+		case <-time.After(100 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "watching "+store+" through etcd's watch, from serial "+strconv.FormatUint(from, 10))
+	assert.Contains(t, r.stderr, "released the store")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 4, r.stdout)
+	for i, l := range lines {
+		assert.Contains(t, l, `"serial":`+strconv.FormatUint(from+uint64(i), 10))
+		assert.Contains(t, l, `"web0`+strconv.Itoa(i+1)+`"`)
+		assert.Contains(t, l, `"token":"<redacted>"`)
+	}
 }

@@ -120,7 +120,7 @@ func (a *app) message(err error) string {
 // ("boltbackend: state.db: ..."): the operator needs the file and the
 // problem, not where in the code it was found.
 func trimPackage(msg string) string {
-	for _, p := range []string{"boltbackend: ", "filebackend: ", "etcdbackend: ", "export: ", "state: load: ", "state: "} {
+	for _, p := range []string{"boltbackend: ", "filebackend: ", "etcdbackend: ", "export: ", "live: ", "state: load: ", "state: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg
@@ -189,7 +189,7 @@ Data goes to stdout, messages to stderr. Exit status: 0 success, 1 failure,
 		a.inventoryCommand(),
 		a.backupsCommand(), a.restoreCommand(), a.salvageCommand(),
 		a.pendingCommand(),
-		a.checkCommand(), a.compactCommand(),
+		a.checkCommand(), a.compactCommand(), a.watchCommand(),
 		a.demoCommand(), a.benchCommand(), a.versionCommand(),
 	)
 	return root

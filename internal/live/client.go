@@ -119,6 +119,10 @@ func Open(store string, opts *Options) (*Backend, error) {
 // Holder returns the lock info of the holder read from.
 func (b *Backend) Holder() state.LockInfo { return b.holder }
 
+// Path returns the store's path, as given to Open (symbolic links
+// resolved when its lock info is beside the file they name).
+func (b *Backend) Path() string { return b.store }
+
 // Socket returns the path of the socket read from.
 func (b *Backend) Socket() string { return b.socket }
 
