@@ -259,33 +259,43 @@ func (b *Backend) getJSON(ctx context.Context, path string, v any) error {
 	return nil
 }
 
-// doc fetches a state.json document; found is false on a 404. The serial
-// is the response's HeaderSerial.
-func (b *Backend) doc(path string) (c *state.Contents, serial uint64, found bool, err error) {
+// doc is a fetched state.json document (nil on a 404), with the serial and
+// the store's counts of the snapshot it comes from.
+type doc struct {
+	c              *state.Contents
+	serial         uint64
+	hosts, records int
+}
+
+// doc fetches the state.json document at path.
+func (b *Backend) doc(path string) (*doc, error) {
 	resp, err := b.get(context.Background(), b.client, path, http.StatusNotFound)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	serial, _ = strconv.ParseUint(resp.Header.Get(HeaderSerial), 10, 64)
+	d := &doc{}
+	d.serial, _ = strconv.ParseUint(resp.Header.Get(HeaderSerial), 10, 64)
+	d.hosts, _ = strconv.Atoi(resp.Header.Get(HeaderHosts))
+	d.records, _ = strconv.Atoi(resp.Header.Get(HeaderResources))
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, serial, false, nil
+		return d, nil
 	}
-	c, err = statefile.Decode(resp.Body, nil)
-	if err != nil {
-		return nil, 0, false, fmt.Errorf("live: %s: holder pid %d: %s: %w", b.store, b.holder.PID, path, err)
+	if d.c, err = statefile.Decode(resp.Body, nil); err != nil {
+		return nil, fmt.Errorf("live: %s: holder pid %d: %s: %w", b.store, b.holder.PID, path, err)
 	}
-	return c, c.Metadata.Serial, true, nil
+	return d, nil
 }
 
 // View calls fn with a Snapshot of the holder's memory. The snapshot
-// fetches what fn asks for when it first asks, as little as answers it:
-// a Host or Resource alone fetches that record, Len the counts, anything
-// else the whole store (one state.json). Every fetch of one View must
-// come from the same serial; if the store moved on between two of them,
-// View fails with an error saying so (it never mixes two states).
-// Errors of fetches made by Metadata and Len, which cannot return one,
-// are returned by View.
+// fetches what fn asks for when it first asks, as little as answers it: a
+// Host, Resource or Operation alone fetches that record; Len, the
+// pending operations and one of them fetch the operations (few), which
+// come with the metadata and the counts; anything else fetches the whole
+// store (one state.json). Every fetch of one View must come from the same
+// serial; if the store moved on between two of them, View fails with an
+// error saying so (it never mixes two states). Errors of fetches made by
+// Metadata and Len, which cannot return one, are returned by View.
 func (b *Backend) View(fn func(state.Snapshot) error) error {
 	s := &snapshot{b: b}
 	err := fn(s)
@@ -317,72 +327,69 @@ type snapshot struct {
 	serial  uint64
 	fetched bool
 	// full is the whole store once fetched; meta and the counts are
-	// known from any fetch that had them.
+	// known from any fetch.
 	full         state.Snapshot
 	meta         *state.Metadata
 	nHosts, nRes int
-	counted      bool
-	hosts        map[string]*state.HostState // fetched one by one; nil value: absent
-	resources    map[string]*state.ResourceState
-	ops          map[string]*state.Operation
-	err          error // the first error, returned by View
+	// hosts, resources and ops hold records fetched one by one (a nil
+	// value: absent); allOps is set once every pending operation is in ops.
+	hosts     map[string]*state.HostState
+	resources map[string]*state.ResourceState
+	ops       map[string]*state.Operation
+	allOps    bool
+	err       error // the first error, returned by View
 }
 
-// at records a fetch at serial, failing when an earlier one of this
-// snapshot saw another serial.
-func (s *snapshot) at(serial uint64) error {
-	if !s.fetched {
-		s.serial, s.fetched = serial, true
-		return nil
+// fetch fetches the document at path unless an earlier fetch failed, and
+// takes in its metadata and counts; it fails when an earlier fetch of
+// this snapshot saw another serial.
+func (s *snapshot) fetch(path string) (*doc, error) {
+	if s.err != nil {
+		return nil, s.err
 	}
-	if serial != s.serial {
-		return fmt.Errorf("live: %s: the store changed while it was read from the running holder (serial %d, then %d); run the command again", s.b.store, s.serial, serial)
+	d, err := s.b.doc(path)
+	if err == nil && s.fetched && d.serial != s.serial {
+		err = fmt.Errorf("live: %s: the store changed while it was read from the running holder (serial %d, then %d); run the command again", s.b.store, s.serial, d.serial)
 	}
-	return nil
-}
-
-func (s *snapshot) fail(err error) error {
-	if s.err == nil {
+	if err != nil {
 		s.err = err
+		return nil, err
 	}
-	return err
+	s.serial, s.fetched = d.serial, true
+	s.nHosts, s.nRes = d.hosts, d.records
+	if d.c != nil {
+		m := d.c.Metadata
+		s.meta = &m
+	}
+	return d, nil
 }
 
 func (s *snapshot) fetchFull() error {
 	if s.full != nil {
 		return nil
 	}
-	if s.err != nil {
-		return s.err
-	}
-	c, serial, _, err := s.b.doc("/v1/state")
-	if err == nil {
-		err = s.at(serial)
-	}
+	d, err := s.fetch("/v1/state")
 	if err != nil {
-		return s.fail(err)
+		return err
 	}
-	s.full = state.NewSnapshot(c)
-	m := c.Metadata
-	s.meta = &m
-	s.nHosts, s.nRes, s.counted = len(c.Hosts), len(c.Resources), true
+	s.full = state.NewSnapshot(d.c)
 	return nil
 }
 
-func (s *snapshot) fetchInfo() error {
-	if s.err != nil {
-		return s.err
+// fetchOps fetches every pending operation, with the metadata and the
+// counts.
+func (s *snapshot) fetchOps() error {
+	if s.allOps || s.full != nil {
+		return nil
 	}
-	var in Info
-	err := s.b.getJSON(context.Background(), "/v1/info", &in)
-	if err == nil {
-		err = s.at(in.Metadata.Serial)
-	}
+	d, err := s.fetch("/v1/operations")
 	if err != nil {
-		return s.fail(err)
+		return err
 	}
-	s.meta = &in.Metadata
-	s.nHosts, s.nRes, s.counted = in.Hosts, in.Resources, true
+	s.ops, s.allOps = map[string]*state.Operation{}, true
+	for id, op := range d.c.Operations {
+		s.ops[id] = op
+	}
 	return nil
 }
 
@@ -397,107 +404,74 @@ func (s *snapshot) Metadata() state.Metadata {
 }
 
 func (s *snapshot) Len() (int, int) {
-	if !s.counted {
-		s.fetchInfo()
+	if !s.fetched {
+		s.fetchOps()
 	}
 	return s.nHosts, s.nRes
 }
 
-func (s *snapshot) Host(name string) (*state.HostState, bool, error) {
+// one returns the record of kind under key from the whole store, from
+// what was fetched, or by fetching it alone (path), storing it in cache.
+func one[T any](s *snapshot, cache *map[string]*T, key, path string, fromFull func() (*T, bool, error), fromDoc func(*state.Contents) *T, clone func(*T) *T) (*T, bool, error) {
 	if s.full != nil {
-		return s.full.Host(name)
+		return fromFull()
 	}
-	if h, ok := s.hosts[name]; ok {
-		return h.Clone(), h != nil, nil
+	if r, ok := (*cache)[key]; ok {
+		return clone(r), r != nil, nil
 	}
-	if s.err != nil {
-		return nil, false, s.err
-	}
-	c, serial, found, err := s.b.doc("/v1/hosts?name=" + url.QueryEscape(name))
-	if err == nil {
-		err = s.at(serial)
-	}
+	d, err := s.fetch(path)
 	if err != nil {
-		return nil, false, s.fail(err)
+		return nil, false, err
 	}
-	if s.hosts == nil {
-		s.hosts = map[string]*state.HostState{}
+	if *cache == nil {
+		*cache = map[string]*T{}
 	}
-	var h *state.HostState
-	if found {
-		h = c.Hosts[name]
-		m := c.Metadata
-		s.meta = &m
+	var r *T
+	if d.c != nil {
+		r = fromDoc(d.c)
 	}
-	s.hosts[name] = h
-	return h.Clone(), h != nil, nil
+	(*cache)[key] = r
+	return clone(r), r != nil, nil
+}
+
+func (s *snapshot) Host(name string) (*state.HostState, bool, error) {
+	return one(s, &s.hosts, name, "/v1/hosts?name="+url.QueryEscape(name),
+		func() (*state.HostState, bool, error) { return s.full.Host(name) },
+		func(c *state.Contents) *state.HostState { return c.Hosts[name] },
+		(*state.HostState).Clone)
 }
 
 func (s *snapshot) Resource(key string) (*state.ResourceState, bool, error) {
-	if s.full != nil {
-		return s.full.Resource(key)
-	}
-	if r, ok := s.resources[key]; ok {
-		return r.Clone(), r != nil, nil
-	}
-	if s.err != nil {
-		return nil, false, s.err
-	}
-	c, serial, found, err := s.b.doc("/v1/resources?key=" + url.QueryEscape(key))
-	if err == nil {
-		err = s.at(serial)
-	}
-	if err != nil {
-		return nil, false, s.fail(err)
-	}
-	if s.resources == nil {
-		s.resources = map[string]*state.ResourceState{}
-	}
-	var r *state.ResourceState
-	if found {
-		r = c.Resources[key]
-		m := c.Metadata
-		s.meta = &m
-	}
-	s.resources[key] = r
-	return r.Clone(), r != nil, nil
+	return one(s, &s.resources, key, "/v1/resources?key="+url.QueryEscape(key),
+		func() (*state.ResourceState, bool, error) { return s.full.Resource(key) },
+		func(c *state.Contents) *state.ResourceState { return c.Resources[key] },
+		(*state.ResourceState).Clone)
 }
 
 func (s *snapshot) Operation(id string) (*state.Operation, bool, error) {
-	if s.full != nil {
-		return s.full.Operation(id)
-	}
-	if op, ok := s.ops[id]; ok {
+	if s.allOps {
+		op := s.ops[id]
 		return op.Clone(), op != nil, nil
 	}
-	if s.err != nil {
-		return nil, false, s.err
-	}
-	c, serial, found, err := s.b.doc("/v1/operations?id=" + url.QueryEscape(id))
-	if err == nil {
-		err = s.at(serial)
-	}
-	if err != nil {
-		return nil, false, s.fail(err)
-	}
-	if s.ops == nil {
-		s.ops = map[string]*state.Operation{}
-	}
-	var op *state.Operation
-	if found {
-		op = c.Operations[id]
-		m := c.Metadata
-		s.meta = &m
-	}
-	s.ops[id] = op
-	return op.Clone(), op != nil, nil
+	return one(s, &s.ops, id, "/v1/operations?id="+url.QueryEscape(id),
+		func() (*state.Operation, bool, error) { return s.full.Operation(id) },
+		func(c *state.Contents) *state.Operation { return c.Operations[id] },
+		(*state.Operation).Clone)
 }
 
 func (s *snapshot) Operations(fn func(*state.Operation) error) error {
-	if err := s.fetchFull(); err != nil {
+	if err := s.fetchOps(); err != nil {
 		return err
 	}
-	return s.full.Operations(fn)
+	if s.full != nil {
+		return s.full.Operations(fn)
+	}
+	for _, id := range sortedKeys(s.ops) {
+		if err := fn(s.ops[id].Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *snapshot) Hosts(fn func(*state.HostState) error) error {

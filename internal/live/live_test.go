@@ -417,8 +417,8 @@ func TestBackend_ViewNeverMixesSerials(t *testing.T) {
 		require.NoError(t, h.st.AddHost(&state.HostState{Name: "later2"}))
 		assert.Equal(t, 3, n)
 		assert.Equal(t, h.st.Metadata().Serial-1, s.Metadata().Serial)
-		return nil
-	}))
+		return s.Operations(func(*state.Operation) error { return nil })
+	}), "Len, Metadata and the pending operations come from one fetch (check does that)")
 }
 
 func TestStream_EveryCommitOnceInOrder(t *testing.T) {

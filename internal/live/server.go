@@ -50,6 +50,10 @@ const (
 	HeaderSerial = "Ftlstate-Serial"
 	// HeaderFrom carries the serial a commit stream starts at.
 	HeaderFrom = "Ftlstate-From"
+	// HeaderHosts and HeaderResources carry the numbers of hosts and
+	// resources of the whole store in the snapshot a document shows.
+	HeaderHosts     = "Ftlstate-Hosts"
+	HeaderResources = "Ftlstate-Resources"
 )
 
 // Config says what Serve serves.
@@ -299,7 +303,7 @@ func (s *Server) snapshot(opts func(*http.Request) *statefile.EncodeOptions) htt
 		}
 		defer s.release()
 		err := s.st.View(func(snap state.Snapshot) error {
-			dw := s.startJSON(w, snap.Metadata().Serial)
+			dw := s.startJSON(w, snap)
 			return abortOn(statefile.Encode(dw, snap, opts(r)))
 		})
 		if err != nil {
@@ -308,12 +312,21 @@ func (s *Server) snapshot(opts func(*http.Request) *statefile.EncodeOptions) htt
 	}
 }
 
-// startJSON writes the headers of a JSON response of the snapshot at
-// serial and returns the writer of its body.
-func (s *Server) startJSON(w http.ResponseWriter, serial uint64) io.Writer {
+// startJSON writes the headers of a JSON response of snap and returns the
+// writer of its body.
+func (s *Server) startJSON(w http.ResponseWriter, snap state.Snapshot) io.Writer {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set(HeaderSerial, strconv.FormatUint(serial, 10))
+	snapshotHeaders(w, snap)
 	return newDeadlineWriter(w, time.Now().Add(MaxResponseTime))
+}
+
+// snapshotHeaders says which snapshot a response shows: its serial and
+// the store's counts.
+func snapshotHeaders(w http.ResponseWriter, snap state.Snapshot) {
+	h, r := snap.Len()
+	w.Header().Set(HeaderSerial, strconv.FormatUint(snap.Metadata().Serial, 10))
+	w.Header().Set(HeaderHosts, strconv.Itoa(h))
+	w.Header().Set(HeaderResources, strconv.Itoa(r))
 }
 
 // abortOn turns an error met while writing a response body into an
@@ -336,11 +349,11 @@ func (s *Server) one(w http.ResponseWriter, what string, pick func(snap state.Sn
 			return err
 		}
 		if !found {
-			w.Header().Set(HeaderSerial, strconv.FormatUint(c.Metadata.Serial, 10))
+			snapshotHeaders(w, snap)
 			httpError(w, http.StatusNotFound, "no "+what)
 			return nil
 		}
-		return abortOn(statefile.EncodeContents(s.startJSON(w, c.Metadata.Serial), c, nil))
+		return abortOn(statefile.EncodeContents(s.startJSON(w, snap), c, nil))
 	})
 	if err != nil {
 		s.viewError(w, err)
@@ -437,7 +450,7 @@ func (s *Server) ansibleList(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.release()
 	err := s.st.View(func(snap state.Snapshot) error {
-		lw := &lazyWriter{start: func() io.Writer { return s.startJSON(w, snap.Metadata().Serial) }}
+		lw := &lazyWriter{start: func() io.Writer { return s.startJSON(w, snap) }}
 		err := ansible.WriteList(lw, snapViewer{snap}, nil)
 		if err != nil && lw.w == nil {
 			httpError(w, http.StatusConflict, err.Error()) // a group Ansible cannot take
@@ -458,7 +471,7 @@ func (s *Server) ansibleHost(w http.ResponseWriter, name string) {
 			}
 			return err
 		}
-		return abortOn(ansible.WriteHost(s.startJSON(w, snap.Metadata().Serial), snapViewer{snap}, name, nil))
+		return abortOn(ansible.WriteHost(s.startJSON(w, snap), snapViewer{snap}, name, nil))
 	})
 	if err != nil {
 		s.viewError(w, err)
