@@ -666,9 +666,16 @@ func TestServer_RefusesOtherUsers(t *testing.T) {
 		t.Skip("needs root to run a client as another user")
 	}
 	dir := t.TempDir()
-	// Let uid 65534 reach the directory (TempDir's parents are 0700).
-	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		require.NoError(t, os.Chmod(d, 0o711))
+	// Let uid 65534 reach the directory: TempDir's parents are 0700, and so
+	// may be $TMPDIR itself (CI makes it with mktemp -d). Only search
+	// permission is added, and every mode is put back afterwards.
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		require.NoError(t, err)
+		if perm := fi.Mode() & (os.ModePerm | os.ModeSticky | os.ModeSetgid); perm&0o001 == 0 {
+			require.NoError(t, os.Chmod(d, perm|0o011))
+			t.Cleanup(func() { os.Chmod(d, perm) })
+		}
 	}
 	h := serve(t, dir)
 	fill(t, h.st, 1)
