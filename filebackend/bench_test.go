@@ -15,7 +15,7 @@ import (
 	"github.com/go-ftl2/ftlstate/state/statefile"
 )
 
-func writeStateFile(b *testing.B, p string, c *state.Contents) {
+func writeStateFile(b testing.TB, p string, c *state.Contents) {
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package filebackend
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -63,9 +64,12 @@ type Backend struct {
 	// live serves the store to other processes (see Serve).
 	live live.Service
 
-	// cur is the store as of the last successful rewrite. Its maps and
-	// records are never modified: each rewrite publishes new maps.
-	cur atomic.Pointer[state.Contents]
+	// cur is the store as of the last successful rewrite, each record as
+	// its text in the file (statefile.Raw: about the size of the file,
+	// sharing the memory the file was read into; records are decoded
+	// when a View asks for them). Its maps and slices are never
+	// modified: each rewrite publishes new maps.
+	cur atomic.Pointer[statefile.Raw]
 	// rewrites counts rewrites attempted (tests and benchmarks read it).
 	rewrites atomic.Int64
 	// broken, once set, is returned by every later Commit, View and
@@ -89,9 +93,6 @@ type Backend struct {
 	// and by Check, so that Check compares the file with the memory that
 	// matches it.
 	wmu sync.Mutex
-	// cache keeps the encoding of each record between rewrites, so that a
-	// rewrite encodes only the records that changed. Guarded by wmu.
-	cache statefile.Cache
 	// done is closed when the writer goroutine ends.
 	done chan struct{}
 }
@@ -236,22 +237,24 @@ func (b *Backend) openState() (*os.File, error) {
 	return f, nil
 }
 
-// load reads the state file; a missing one is an empty store.
-func (b *Backend) load() (*state.Contents, error) {
+// load reads the state file; a missing one is an empty store. Every
+// record is checked, and kept as its text (statefile.DecodeRaw).
+func (b *Backend) load() (*statefile.Raw, error) {
 	now := state.Timestamp(time.Now())
 	f, err := b.openState()
 	if errors.Is(err, fs.ErrNotExist) {
-		return &state.Contents{
-			Metadata:  state.NewMetadata(now),
-			Hosts:     map[string]*state.HostState{},
-			Resources: map[string]*state.ResourceState{},
+		return &statefile.Raw{
+			Metadata:   state.NewMetadata(now),
+			Hosts:      map[string][]byte{},
+			Resources:  map[string][]byte{},
+			Operations: map[string][]byte{},
 		}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("filebackend: %w", err)
 	}
 	defer f.Close()
-	c, err := statefile.Decode(f, &statefile.DecodeOptions{MaxSize: b.maxSize})
+	c, err := statefile.DecodeRaw(f, &statefile.DecodeOptions{MaxSize: b.maxSize})
 	if err != nil {
 		return nil, fmt.Errorf("filebackend: %s: %w", b.path, err)
 	}
@@ -298,7 +301,7 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 	if p := b.broken.Load(); p != nil {
 		return *p
 	}
-	return fn(state.NewSnapshot(b.cur.Load()))
+	return fn(b.cur.Load().Snapshot())
 }
 
 // Commit implements state.Backend. The batch joins the queue of the next
@@ -410,39 +413,50 @@ func (b *Backend) write(ps []*pending, h hooks) error {
 		return *p
 	}
 	base := b.cur.Load()
-	next := &state.Contents{Metadata: base.Metadata, Hosts: base.Hosts, Resources: base.Resources, Operations: base.Operations}
+	next := &statefile.Raw{Metadata: base.Metadata, Hosts: base.Hosts, Resources: base.Resources, Operations: base.Operations}
 	shared := true // next's maps are base's
 	for _, p := range ps {
 		batch := p.batch
 		switch {
 		case batch.Replace != nil:
-			next.Hosts = make(map[string]*state.HostState, len(batch.Changes))
-			next.Resources = make(map[string]*state.ResourceState, len(batch.Changes))
-			next.Operations = make(map[string]*state.Operation)
+			next.Hosts = make(map[string][]byte, len(batch.Changes))
+			next.Resources = make(map[string][]byte, len(batch.Changes))
+			next.Operations = make(map[string][]byte)
 			shared = false
 		case shared:
 			next.Hosts = maps.Clone(base.Hosts)
 			next.Resources = maps.Clone(base.Resources)
 			next.Operations = maps.Clone(base.Operations)
 			if next.Operations == nil {
-				next.Operations = make(map[string]*state.Operation)
+				next.Operations = make(map[string][]byte)
 			}
 			shared = false
 		}
 		for _, ch := range batch.Changes {
-			switch {
-			case ch.Kind == state.KindOperation && ch.Operation == nil:
-				delete(next.Operations, ch.Key)
-			case ch.Kind == state.KindOperation:
-				next.Operations[ch.Key] = ch.Operation
-			case ch.Kind == state.KindHost && ch.Host == nil:
-				delete(next.Hosts, ch.Key)
-			case ch.Kind == state.KindHost:
-				next.Hosts[ch.Key] = ch.Host
-			case ch.Resource == nil:
-				delete(next.Resources, ch.Key)
+			var m map[string][]byte
+			var v []byte
+			var err error
+			switch ch.Kind {
+			case state.KindOperation:
+				if m = next.Operations; ch.Operation != nil {
+					v, err = statefile.OperationValue(ch.Operation)
+				}
+			case state.KindHost:
+				if m = next.Hosts; ch.Host != nil {
+					v, err = statefile.HostValue(ch.Host)
+				}
 			default:
-				next.Resources[ch.Key] = ch.Resource
+				if m = next.Resources; ch.Resource != nil {
+					v, err = statefile.ResourceValue(ch.Resource)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("filebackend: %s: %v %q: %w", b.path, ch.Kind, ch.Key, err)
+			}
+			if v == nil {
+				delete(m, ch.Key)
+			} else {
+				m[ch.Key] = v
 			}
 		}
 		next.Metadata = state.NextMetadata(next.Metadata, batch)
@@ -472,7 +486,7 @@ func (b *Backend) write(ps []*pending, h hooks) error {
 // file is removed and the file is as it was. New files are private
 // (hosts' vars hold credentials); an existing file keeps its mode and,
 // where permitted, its owner.
-func (b *Backend) rewrite(c *state.Contents, h hooks) error {
+func (b *Backend) rewrite(c *statefile.Raw, h hooks) error {
 	b.rewrites.Add(1)
 	opts := &atomicfile.Options{KeepOwner: true, Step: h.step, BeforeRename: b.lock.Check}
 	return atomicfile.Write(b.path, opts, func(w io.Writer) error {
@@ -484,7 +498,7 @@ func (b *Backend) rewrite(c *state.Contents, h hooks) error {
 		if limit := b.sizeLimit(); limit > 0 {
 			w = &limitWriter{w: w, left: limit}
 		}
-		return statefile.EncodeContents(w, c, &statefile.EncodeOptions{Cache: &b.cache}) // errors name the temp file
+		return statefile.EncodeRaw(w, c) // errors name the temp file
 	})
 }
 
@@ -549,14 +563,27 @@ func (b *Backend) Check() error {
 		return fmt.Errorf("filebackend: check: %w", err)
 	}
 	defer f.Close()
-	disk, err := statefile.Decode(f, &statefile.DecodeOptions{MaxSize: b.maxSize})
+	disk, err := statefile.DecodeRaw(f, &statefile.DecodeOptions{MaxSize: b.maxSize})
 	if err != nil {
 		ce.Addf("", "", "%v", err)
 		return b.checkResult(ce)
 	}
-	compareRecords(ce, "hosts", disk.Hosts, mem.Hosts)
-	compareRecords(ce, "resources", disk.Resources, mem.Resources)
-	compareRecords(ce, "operations", disk.Operations, mem.Operations)
+	dsnap, msnap := disk.Snapshot(), mem.Snapshot()
+	compareRecords(ce, "hosts", disk.Hosts, mem.Hosts, func(k string) (any, any) {
+		d, _, _ := dsnap.Host(k)
+		m, _, _ := msnap.Host(k)
+		return d, m
+	})
+	compareRecords(ce, "resources", disk.Resources, mem.Resources, func(k string) (any, any) {
+		d, _, _ := dsnap.Resource(k)
+		m, _, _ := msnap.Resource(k)
+		return d, m
+	})
+	compareRecords(ce, "operations", disk.Operations, mem.Operations, func(k string) (any, any) {
+		d, _, _ := dsnap.Operation(k)
+		m, _, _ := msnap.Operation(k)
+		return d, m
+	})
 	if disk.Metadata.Serial != mem.Metadata.Serial {
 		ce.Addf("metadata", "serial", "%d in the file, %d in memory", disk.Metadata.Serial, mem.Metadata.Serial)
 	}
@@ -574,8 +601,10 @@ func (b *Backend) checkResult(ce *state.CheckError) error {
 }
 
 // compareRecords reports every record of section that the file and the
-// memory do not hold alike, in key order.
-func compareRecords[T any](ce *state.CheckError, section string, disk, mem map[string]T) {
+// memory do not hold alike, in key order: the same text, or (for a file
+// changed behind our back) records that decode alike (decoded reads both
+// records of a key).
+func compareRecords(ce *state.CheckError, section string, disk, mem map[string][]byte, decoded func(key string) (disk, mem any)) {
 	keys := slices.Sorted(maps.Keys(disk))
 	for k := range mem {
 		if _, ok := disk[k]; !ok {
@@ -591,8 +620,11 @@ func compareRecords[T any](ce *state.CheckError, section string, disk, mem map[s
 			ce.Addf(section, k, "in memory, missing from the file")
 		case !inMem:
 			ce.Addf(section, k, "in the file, not in memory")
-		case !reflect.DeepEqual(d, m):
-			ce.Addf(section, k, "the file's record differs from memory")
+		case bytes.Equal(d, m):
+		default:
+			if dr, mr := decoded(k); !reflect.DeepEqual(dr, mr) {
+				ce.Addf(section, k, "the file's record differs from memory")
+			}
 		}
 	}
 }

@@ -39,22 +39,36 @@ type DecodeOptions struct {
 // state.FormatVersion, a document larger than opts.MaxSize. Errors reading
 // r are returned wrapped, without ErrCorrupt.
 func Decode(r io.Reader, opts *DecodeOptions) (*state.Contents, error) {
+	c, _, err := decode(r, opts, false)
+	return c, err
+}
+
+// decode reads and decodes a document; with raw, every record is checked
+// as Decode checks it but kept as its text (in the returned Raw), not
+// decoded.
+func decode(r io.Reader, opts *DecodeOptions, raw bool) (*state.Contents, *Raw, error) {
 	limit := int64(DefaultMaxSize)
 	if opts != nil && opts.MaxSize != 0 {
 		limit = opts.MaxSize
 	}
 	data, err := readAll(r, limit)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d := &decoder{data: data}
+	if raw {
+		d.raw = &Raw{Hosts: map[string][]byte{}, Resources: map[string][]byte{}, Operations: map[string][]byte{}}
+	}
 	c, err := d.document()
 	if err != nil {
 		e := err.(*Error)
 		e.position(data)
-		return nil, e
+		return nil, nil, e
 	}
-	return c, nil
+	if d.raw != nil {
+		d.raw.Metadata = c.Metadata
+	}
+	return c, d.raw, nil
 }
 
 // readAll reads r whole, failing past limit (when positive).
@@ -101,6 +115,9 @@ type decoder struct {
 	off  int
 	// path is the path of the value being read.
 	path []seg
+	// raw, when set, receives the text of each record (checked, not
+	// kept decoded): DecodeRaw.
+	raw *Raw
 }
 
 // seg is one step of a path: a key, or a list index when idx >= 0.
@@ -605,7 +622,7 @@ func (d *decoder) document() (*state.Contents, error) {
 				return err
 			}
 			return d.object(false, func(name string, nameOff int) error {
-				if _, ok := c.Hosts[name]; ok {
+				if _, ok := c.Hosts[name]; ok || d.raw != nil && d.raw.Hosts[name] != nil {
 					return d.dup(nameOff)
 				}
 				return d.host(c, name)
@@ -615,7 +632,7 @@ func (d *decoder) document() (*state.Contents, error) {
 				return err
 			}
 			return d.object(false, func(rkey string, keyOff int) error {
-				if _, ok := c.Resources[rkey]; ok {
+				if _, ok := c.Resources[rkey]; ok || d.raw != nil && d.raw.Resources[rkey] != nil {
 					return d.dup(keyOff)
 				}
 				return d.resource(c, rkey, keyOff)
@@ -625,7 +642,7 @@ func (d *decoder) document() (*state.Contents, error) {
 				return err
 			}
 			return d.object(false, func(id string, idOff int) error {
-				if _, ok := c.Operations[id]; ok {
+				if _, ok := c.Operations[id]; ok || d.raw != nil && d.raw.Operations[id] != nil {
 					return d.dup(idOff)
 				}
 				return d.operation(c, id, idOff)
@@ -795,6 +812,10 @@ func (d *decoder) host(c *state.Contents, name string) error {
 		e.Path += ".name"
 		return e
 	}
+	if d.raw != nil {
+		d.raw.Hosts[name] = d.data[recOff:d.off:d.off]
+		return nil
+	}
 	c.Hosts[name] = n
 	return nil
 }
@@ -857,6 +878,10 @@ func (d *decoder) resource(c *state.Contents, key string, keyOff int) error {
 	n, err := r.Normalize()
 	if err != nil {
 		return d.invalid(err, &offs, recOff)
+	}
+	if d.raw != nil {
+		d.raw.Resources[key] = d.data[recOff:d.off:d.off]
+		return nil
 	}
 	c.Resources[key] = n
 	return nil
@@ -947,6 +972,10 @@ func (d *decoder) operation(c *state.Contents, id string, idOff int) error {
 		e := d.errAt(off, "%q does not match its key", n.ID)
 		e.Path += ".id"
 		return e
+	}
+	if d.raw != nil {
+		d.raw.Operations[id] = d.data[recOff:d.off:d.off]
+		return nil
 	}
 	if c.Operations == nil {
 		c.Operations = map[string]*state.Operation{}

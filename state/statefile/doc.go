@@ -103,11 +103,13 @@
 // decoded records: a document larger than DecodeOptions.MaxSize (default
 // DefaultMaxSize, 1 GiB) is refused before it is read whole, with an
 // error matching ErrTooLarge. Peak memory is a few times the document's
-// size. Encode holds one record's encoding at a time (plus a 64 KiB write
-// buffer), whatever the size of the store.
+// size; DecodeRaw keeps only the document (each record as its text in
+// it), so that a store held as a Raw costs about its size. Encode holds
+// one record's encoding at a time (plus a 64 KiB write buffer), whatever
+// the size of the store; EncodeRaw copies each record's text.
 //
 // # Concurrency
 //
-// Encode, EncodeContents and Decode may be called concurrently; a Cache
-// serves one call at a time.
+// Encode, EncodeContents, EncodeRaw, Decode and DecodeRaw may be called
+// concurrently.
 package statefile

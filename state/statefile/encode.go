@@ -29,24 +29,6 @@ type EncodeOptions struct {
 	// Progress, when set, is called after each record (host, resource or
 	// operation) is encoded, with the number of records encoded so far.
 	Progress func(done int)
-	// Cache, when set, keeps the encoding of each record from one call of
-	// EncodeContents to the next, so that a writer that rewrites a whole
-	// store after each change re-encodes only the records that changed.
-	// Records are known by identity (their pointer): a record must never
-	// change once it has been encoded with a Cache, which holds for the
-	// records a Backend keeps (they are immutable). It is not used when
-	// Host, Resource or Operation is set, nor by Encode. Operations are
-	// not cached: few are pending at a time.
-	Cache *Cache
-}
-
-// Cache keeps the encodings of records for EncodeOptions.Cache. After each
-// call it holds the records that call wrote, and no others; its memory is
-// about the size of the document. The zero value is ready to use. A Cache
-// must not be used by two calls at once.
-type Cache struct {
-	hosts     map[*state.HostState][]byte
-	resources map[*state.ResourceState][]byte
 }
 
 // Encode writes the contents of snap to w as a state.json document (see
@@ -57,17 +39,15 @@ type Cache struct {
 // memory at a time. It iterates snap once. Errors returned by snap are
 // returned unchanged; errors writing to w are wrapped (errors.Is finds
 // them). Encode buffers its writes and flushes them before it returns.
-// opts.Cache is not used: a Snapshot hands out fresh copies.
 func Encode(w io.Writer, snap state.Snapshot, opts *EncodeOptions) error {
 	e := newEncoder(w, opts)
-	e.cache = nil
 	hosts := func(fn func(string, *state.HostState) error) error {
 		return snap.Hosts(func(h *state.HostState) error { return fn(h.Name, h) })
 	}
 	ops := func(fn func(string, *state.Operation) error) error {
 		return snap.Operations(func(op *state.Operation) error { return fn(op.ID, op) })
 	}
-	return e.document(snap.Metadata(), hosts, snap.Resources, ops)
+	return e.document(snap.Metadata(), e.hostSource(hosts), e.resourceSource(snap.Resources), e.operationSource(ops))
 }
 
 // EncodeContents is Encode for a whole store held in memory: hosts are
@@ -100,7 +80,7 @@ func EncodeContents(w io.Writer, c *state.Contents, opts *EncodeOptions) error {
 		}
 		return nil
 	}
-	return e.document(c.Metadata, hosts, resources, ops)
+	return e.document(c.Metadata, e.hostSource(hosts), e.resourceSource(resources), e.operationSource(ops))
 }
 
 // writeError marks an error of the underlying writer, so that it is told
@@ -117,20 +97,12 @@ type encoder struct {
 	kenc *json.Encoder // writes keys into kbuf
 	opts EncodeOptions
 	done int
-	// cache is opts.Cache when it applies; next is what it holds after
-	// this call.
-	cache *Cache
-	next  Cache
 }
 
 func newEncoder(w io.Writer, opts *EncodeOptions) *encoder {
 	e := &encoder{w: bufio.NewWriterSize(w, 64<<10)}
 	if opts != nil {
 		e.opts = *opts
-	}
-	if c := e.opts.Cache; c != nil && e.opts.Host == nil && e.opts.Resource == nil && e.opts.Operation == nil {
-		e.cache = c
-		e.next = Cache{hosts: make(map[*state.HostState][]byte, len(c.hosts)), resources: make(map[*state.ResourceState][]byte, len(c.resources))}
 	}
 	e.enc = json.NewEncoder(&e.buf)
 	e.enc.SetEscapeHTML(false)
@@ -218,36 +190,16 @@ func (e *encoder) key(k string) error {
 	return e.write(b[:len(b)-1])
 }
 
-// hostValue returns the encoding of h as a member of hosts.
+// hostValue returns the encoding of h as a member of hosts, valid until
+// the next encoding.
 func (e *encoder) hostValue(h *state.HostState) ([]byte, error) {
-	if e.cache != nil {
-		if b, ok := e.cache.hosts[h]; ok {
-			e.next.hosts[h] = b
-			return b, nil
-		}
-	}
-	b, err := e.marshal(toWireHost(h), "    ")
-	if err == nil && e.cache != nil {
-		b = bytes.Clone(b)
-		e.next.hosts[h] = b
-	}
-	return b, err
+	return e.marshal(toWireHost(h), "    ")
 }
 
-// resourceValue returns the encoding of r as a member of resources.
+// resourceValue returns the encoding of r as a member of resources, valid
+// until the next encoding.
 func (e *encoder) resourceValue(r *state.ResourceState) ([]byte, error) {
-	if e.cache != nil {
-		if b, ok := e.cache.resources[r]; ok {
-			e.next.resources[r] = b
-			return b, nil
-		}
-	}
-	b, err := e.marshal(toWireResource(r), "    ")
-	if err == nil && e.cache != nil {
-		b = bytes.Clone(b)
-		e.next.resources[r] = b
-	}
-	return b, err
+	return e.marshal(toWireResource(r), "    ")
 }
 
 func closeMap(e *encoder, empty bool) error {
@@ -257,18 +209,82 @@ func closeMap(e *encoder, empty bool) error {
 	return e.writeString("\n  }")
 }
 
-func (e *encoder) document(meta state.Metadata,
-	hosts func(func(string, *state.HostState) error) error,
-	resources func(func(string, *state.ResourceState) error) error,
-	ops func(func(string, *state.Operation) error) error) error {
+// source yields the members of one section of a document (hosts,
+// resources, operations), in key order, each as its key and the encoding
+// of its value.
+type source func(fn func(key string, value []byte) error) error
+
+// hostSource encodes the hosts that each yields, applying opts.Host.
+func (e *encoder) hostSource(each func(func(string, *state.HostState) error) error) source {
+	return func(fn func(string, []byte) error) error {
+		return each(func(name string, h *state.HostState) error {
+			if h == nil {
+				return fmt.Errorf("statefile: hosts.%s: nil record", state.PathKey(name))
+			}
+			if e.opts.Host != nil {
+				if h = e.opts.Host(h); h == nil {
+					return nil
+				}
+			}
+			v, err := e.hostValue(h)
+			if err != nil {
+				return fmt.Errorf("statefile: hosts.%s: %w", state.PathKey(name), err)
+			}
+			return fn(name, v)
+		})
+	}
+}
+
+// resourceSource encodes the resources that each yields, applying
+// opts.Resource.
+func (e *encoder) resourceSource(each func(func(string, *state.ResourceState) error) error) source {
+	return func(fn func(string, []byte) error) error {
+		return each(func(key string, r *state.ResourceState) error {
+			if r == nil {
+				return fmt.Errorf("statefile: resources.%s: nil record", state.PathKey(key))
+			}
+			if e.opts.Resource != nil {
+				if r = e.opts.Resource(key, r); r == nil {
+					return nil
+				}
+			}
+			v, err := e.resourceValue(r)
+			if err != nil {
+				return fmt.Errorf("statefile: resources.%s: %w", state.PathKey(key), err)
+			}
+			return fn(key, v)
+		})
+	}
+}
+
+// operationSource encodes the operations that each yields, applying
+// opts.Operation.
+func (e *encoder) operationSource(each func(func(string, *state.Operation) error) error) source {
+	return func(fn func(string, []byte) error) error {
+		return each(func(id string, op *state.Operation) error {
+			if op == nil {
+				return fmt.Errorf("statefile: operations.%s: nil record", state.PathKey(id))
+			}
+			if e.opts.Operation != nil {
+				if op = e.opts.Operation(op); op == nil {
+					return nil
+				}
+			}
+			v, err := e.marshal(toWireOperation(op), "    ")
+			if err != nil {
+				return fmt.Errorf("statefile: operations.%s: %w", state.PathKey(id), err)
+			}
+			return fn(id, v)
+		})
+	}
+}
+
+func (e *encoder) document(meta state.Metadata, hosts, resources, ops source) error {
 	err := e.body(meta, hosts, resources, ops)
 	if err == nil {
 		if ferr := e.w.Flush(); ferr != nil {
 			err = &writeError{ferr}
 		}
-	}
-	if err == nil && e.cache != nil {
-		*e.cache = e.next
 	}
 	if we, ok := err.(*writeError); ok {
 		return fmt.Errorf("statefile: write: %w", we.err)
@@ -276,10 +292,7 @@ func (e *encoder) document(meta state.Metadata,
 	return err
 }
 
-func (e *encoder) body(meta state.Metadata,
-	hosts func(func(string, *state.HostState) error) error,
-	resources func(func(string, *state.ResourceState) error) error,
-	ops func(func(string, *state.Operation) error) error) error {
+func (e *encoder) body(meta state.Metadata, hosts, resources, ops source) error {
 	if err := e.writeString("{\n  \"metadata\": "); err != nil {
 		return err
 	}
@@ -290,97 +303,39 @@ func (e *encoder) body(meta state.Metadata,
 	if err := e.write(b); err != nil {
 		return err
 	}
-	if err := e.writeString(",\n  \"hosts\": "); err != nil {
-		return err
-	}
-	first := true
-	err = hosts(func(name string, h *state.HostState) error {
-		if h == nil {
-			return fmt.Errorf("statefile: hosts.%s: nil record", state.PathKey(name))
-		}
-		if e.opts.Host != nil {
-			if h = e.opts.Host(h); h == nil {
-				return nil
-			}
-		}
-		v, err := e.hostValue(h)
-		if err != nil {
-			return fmt.Errorf("statefile: hosts.%s: %w", state.PathKey(name), err)
-		}
-		if err := e.member(first, name, v); err != nil {
-			return err
-		}
-		first = false
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := closeMap(e, first); err != nil {
-		return err
-	}
-	if err := e.writeString(",\n  \"resources\": "); err != nil {
-		return err
-	}
-	first = true
-	err = resources(func(key string, r *state.ResourceState) error {
-		if r == nil {
-			return fmt.Errorf("statefile: resources.%s: nil record", state.PathKey(key))
-		}
-		if e.opts.Resource != nil {
-			if r = e.opts.Resource(key, r); r == nil {
-				return nil
-			}
-		}
-		v, err := e.resourceValue(r)
-		if err != nil {
-			return fmt.Errorf("statefile: resources.%s: %w", state.PathKey(key), err)
-		}
-		if err := e.member(first, key, v); err != nil {
-			return err
-		}
-		first = false
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := closeMap(e, first); err != nil {
-		return err
-	}
-	// "operations" is written only when there are some, so that a store
-	// without pending operations is the documented format byte for byte.
-	first = true
-	err = ops(func(id string, op *state.Operation) error {
-		if op == nil {
-			return fmt.Errorf("statefile: operations.%s: nil record", state.PathKey(id))
-		}
-		if e.opts.Operation != nil {
-			if op = e.opts.Operation(op); op == nil {
-				return nil
-			}
-		}
-		v, err := e.marshal(toWireOperation(op), "    ")
-		if err != nil {
-			return fmt.Errorf("statefile: operations.%s: %w", state.PathKey(id), err)
-		}
-		if first {
-			if err := e.writeString(",\n  \"operations\": "); err != nil {
+	for _, sec := range []struct {
+		name     string
+		src      source
+		optional bool
+	}{{"hosts", hosts, false}, {"resources", resources, false}, {"operations", ops, true}} {
+		// "operations" is written only when there are some, so that a
+		// store without pending operations is the documented format byte
+		// for byte.
+		if !sec.optional {
+			if err := e.writeString(",\n  \"" + sec.name + "\": "); err != nil {
 				return err
 			}
 		}
-		if err := e.member(first, id, v); err != nil {
+		first := true
+		err := sec.src(func(key string, v []byte) error {
+			if first && sec.optional {
+				if err := e.writeString(",\n  \"" + sec.name + "\": "); err != nil {
+					return err
+				}
+			}
+			if err := e.member(first, key, v); err != nil {
+				return err
+			}
+			first = false
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		first = false
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if !first {
-		if err := closeMap(e, false); err != nil {
-			return err
+		if !sec.optional || !first {
+			if err := closeMap(e, first); err != nil {
+				return err
+			}
 		}
 	}
 	return e.writeString("\n}\n")

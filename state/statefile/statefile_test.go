@@ -642,44 +642,6 @@ func TestFuzzCorpus(t *testing.T) {
 	assert.True(t, slices.ContainsFunc(seeds, func(b []byte) bool { return bytes.Equal(b, inputs["state.json"]) }))
 }
 
-// TestEncode_Cache: with a Cache, the output is the same as without, and
-// only new records are encoded again.
-func TestEncode_Cache(t *testing.T) {
-	var cache statefile.Cache
-	c := richContents()
-	withCache := func() string {
-		var buf bytes.Buffer
-		require.NoError(t, statefile.EncodeContents(&buf, c, &statefile.EncodeOptions{Cache: &cache}))
-		return buf.String()
-	}
-	assert.Equal(t, string(encode(t, c)), withCache(), "first call")
-	assert.Equal(t, string(encode(t, c)), withCache(), "all from the cache")
-
-	// Replace, add and remove records, as a backend does: new pointers.
-	c.Hosts["web01"] = &state.HostState{Name: "web01", Port: 2222}
-	c.Hosts["new"] = &state.HostState{Name: "new"}
-	delete(c.Hosts, "bare")
-	delete(c.Resources, "ip:1")
-	c.Resources["linode:1"] = c.Resources["linode:1"].Clone()
-	c.Resources["linode:1"].Name = "changed"
-	c.Metadata.Serial = 3
-	assert.Equal(t, string(encode(t, c)), withCache(), "after changes")
-
-	// The cache knows records by identity: one changed in place (which no
-	// backend does) is written as it was encoded.
-	c.Hosts["new"].Port = 99
-	assert.NotContains(t, withCache(), `"port": 99`)
-	var viaSnapshot bytes.Buffer
-	require.NoError(t, statefile.Encode(&viaSnapshot, state.NewSnapshot(c), &statefile.EncodeOptions{Cache: &cache}))
-	assert.Contains(t, viaSnapshot.String(), `"port": 99`, "snapshots hand out copies: never from the cache")
-
-	// Transforms bypass the cache.
-	var buf bytes.Buffer
-	require.NoError(t, statefile.EncodeContents(&buf, c, &statefile.EncodeOptions{Cache: &cache,
-		Host: func(h *state.HostState) *state.HostState { return h }}))
-	assert.Contains(t, buf.String(), `"port": 99`)
-}
-
 func TestEncodeContents_NilRecord(t *testing.T) {
 	err := statefile.EncodeContents(io.Discard, &state.Contents{Hosts: map[string]*state.HostState{"web01": nil}}, nil)
 	assert.ErrorContains(t, err, "hosts.web01: nil record")
