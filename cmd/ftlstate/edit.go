@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/go-ftl2/ftlstate/export"
 	"github.com/go-ftl2/ftlstate/state"
 )
@@ -34,6 +36,14 @@ type editOptions struct {
 	destructive, noBackup bool
 	// dryRun prints the changes instead of making them.
 	dryRun bool
+}
+
+// addDestructiveFlags adds what every destructive write command takes:
+// --no-backup, --dry-run and --show-secrets (for the dry run's diff).
+func (a *app) addDestructiveFlags(cmd *cobra.Command, noBackup, dryRun *bool) {
+	cmd.Flags().BoolVar(noBackup, "no-backup", false, "do not keep a backup of the store as it was")
+	cmd.Flags().BoolVar(dryRun, "dry-run", false, "print what would change and write nothing")
+	a.addSecretsFlag(cmd)
 }
 
 // recordKey names a record of the store.

@@ -515,9 +515,7 @@ backups') unless --no-backup.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep a backup of the store as it was")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
-	a.addSecretsFlag(cmd)
+	a.addDestructiveFlags(cmd, &noBackup, &dryRun)
 	return cmd
 }
 
@@ -556,9 +554,7 @@ backups') unless --no-backup.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep a backup of the store as it was")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
-	a.addSecretsFlag(cmd)
+	a.addDestructiveFlags(cmd, &noBackup, &dryRun)
 	return cmd
 }
 

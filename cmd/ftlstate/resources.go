@@ -421,9 +421,7 @@ not exist. The store as it was is kept in a backup unless --no-backup.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep a backup of the store as it was")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
-	a.addSecretsFlag(cmd)
+	a.addDestructiveFlags(cmd, &noBackup, &dryRun)
 	return cmd
 }
 
@@ -460,8 +458,6 @@ too. The store as it was is kept in a backup unless --no-backup.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&noBackup, "no-backup", false, "do not keep a backup of the store as it was")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and write nothing")
-	a.addSecretsFlag(cmd)
+	a.addDestructiveFlags(cmd, &noBackup, &dryRun)
 	return cmd
 }
