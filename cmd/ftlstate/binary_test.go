@@ -51,6 +51,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if cliStoresDir != "" {
+		os.RemoveAll(cliStoresDir) // the benchmarks' stores
+	}
 	os.Exit(code)
 }
 

@@ -29,6 +29,8 @@ var (
 	cliStoresOnce sync.Once
 	cliStores     map[int]string
 	cliStoresErr  error
+	// cliStoresDir holds them; TestMain removes it.
+	cliStoresDir string
 )
 
 // cliStore returns a bbolt store of n hosts + n resources, built once per
@@ -40,6 +42,7 @@ func cliStore(b *testing.B, n int) string {
 			cliStoresErr = err
 			return
 		}
+		cliStoresDir = dir
 		cliStores = map[int]string{}
 		for _, size := range []int{benchkit.Small, cliLarge} {
 			p := filepath.Join(dir, fmt.Sprintf("s%d.db", size))
