@@ -55,14 +55,15 @@
 // committer retries its batches one per transaction, within the same time
 // bound, so that batch fails alone and the others commit exactly once.
 //
-// A View is the store at one etcd revision: it reads the metadata, the
-// generation and the numbers of hosts and resources in one linearizable
-// request, and every later read of its Snapshot asks for that revision
-// (clientv3.WithRev), page by page when it iterates (the next page is
-// fetched while the caller handles the current one). So a View, and the
-// load of state.Open, sees a state that existed, whatever is committed
-// meanwhile, and reads only what it asks for: a lookup of one host is two
-// requests, whatever the size of the store.
+// A View is the store at one etcd revision: it reads the metadata and
+// the generation in one linearizable request, and every later read of its
+// Snapshot asks for that revision (clientv3.WithRev, served by any member
+// that has it), page by page when it iterates: pages of about 4 MiB, the
+// next fetched while the caller handles the current one. Len counts the
+// records when it is first called. So a View, and the load of state.Open,
+// sees a state that existed, whatever is committed meanwhile, and reads
+// only what it asks for: a lookup of one host is two requests, whatever
+// the size of the store.
 //
 // # Durability
 //

@@ -556,3 +556,43 @@ func (b *Backend) release() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Delete removes the store at cfg.Prefix from the cluster: it takes the
+// store's lock as Open does (waiting up to LockTimeout); one transaction
+// removes the store's metadata, so that readers see the store whole, then
+// none, and marks its records stale; they are then deleted a page at a
+// time (an interrupted Delete leaves them to the next writer, as an
+// import does), and every other key under PREFIX/ after them. Keys of
+// other prefixes that merely begin the same ("/ftl/prod2" beside
+// "/ftl/prod") are left alone.
+func Delete(ctx context.Context, cfg Config) error {
+	cfg.ReadOnly = false
+	b, err := Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	err = b.delete(ctx)
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (b *Backend) delete(ctx context.Context) error {
+	b.background.Wait() // generations the open began to delete
+	if b.created.Load() {
+		gen := b.gen
+		err := b.fenced(ctx, "delete the store",
+			clientv3.OpDelete(b.keys.meta), clientv3.OpDelete(b.keys.layout), clientv3.OpDelete(b.keys.generation),
+			clientv3.OpDelete(b.keys.txn), clientv3.OpPut(b.keys.staleKey(gen), gen))
+		if err != nil {
+			return err
+		}
+		b.created.Store(false)
+		if err := b.deleteGeneration(gen); err != nil {
+			return err
+		}
+	}
+	all := b.prefix + "/"
+	return b.deletePaged(all, clientv3.GetPrefixRangeEnd(all))
+}

@@ -186,28 +186,40 @@ func (b *Backend) deleteGeneration(gen string) error {
 		return nil // never the store's own records (a marker written by hand)
 	}
 	for _, rg := range b.keys.ranges(gen) {
-		from := rg[0]
-		for {
-			var kvs []*mvccpb.KeyValue
-			err := b.retry(context.Background(), time.Time{}, "list records to delete", func(ctx context.Context) error {
-				resp, err := b.client.Txn(ctx).Then(clientv3.OpGet(from, clientv3.WithRange(rg[1]), clientv3.WithKeysOnly(), clientv3.WithLimit(deletePage))).Commit()
-				if err == nil {
-					kvs = resp.Responses[0].GetResponseRange().Kvs
-				}
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			if len(kvs) == 0 {
-				break
-			}
-			next := string(kvs[len(kvs)-1].Key) + "\x00"
-			if err := b.fenced(context.Background(), "delete records", clientv3.OpDelete(from, clientv3.WithRange(next))); err != nil {
-				return err
-			}
-			from = next
+		if err := b.deletePaged(rg[0], rg[1]); err != nil {
+			return err
 		}
 	}
 	return b.fenced(context.Background(), "delete a stale generation's marker", clientv3.OpDelete(b.keys.staleKey(gen)))
+}
+
+// deletePaged deletes the keys in [from, end), a page at a time, each
+// page one transaction that compares our lock; the lock key itself is
+// left. Deleting a page again is harmless, so an unanswered one is sent
+// again.
+func (b *Backend) deletePaged(from, end string) error {
+	for {
+		var kvs []*mvccpb.KeyValue
+		err := b.retry(context.Background(), time.Time{}, "list keys to delete", func(ctx context.Context) error {
+			resp, err := b.client.Txn(ctx).Then(clientv3.OpGet(from, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(deletePage))).Commit()
+			if err == nil {
+				kvs = resp.Responses[0].GetResponseRange().Kvs
+			}
+			return err
+		})
+		if err != nil || len(kvs) == 0 {
+			return err
+		}
+		next := string(kvs[len(kvs)-1].Key) + "\x00"
+		var ops []clientv3.Op
+		if lock := b.keys.lock; from <= lock && lock < next {
+			ops = append(ops, clientv3.OpDelete(from, clientv3.WithRange(lock)), clientv3.OpDelete(lock+"\x00", clientv3.WithRange(next)))
+		} else {
+			ops = append(ops, clientv3.OpDelete(from, clientv3.WithRange(next)))
+		}
+		if err := b.fenced(context.Background(), "delete keys", ops...); err != nil {
+			return err
+		}
+		from = next
+	}
 }

@@ -375,3 +375,22 @@ func BenchmarkReplace(b *testing.B) {
 		}
 	}
 }
+
+// TestDelete: Delete removes every key of the store, and nothing of a
+// store whose prefix begins the same.
+func TestDelete(t *testing.T) {
+	cfg := config(newPrefix(t))
+	other := cfg
+	other.Prefix += "2"
+	for _, c := range []etcdbackend.Config{cfg, other} {
+		st, err := state.Open(openTB(t, c))
+		require.NoError(t, err)
+		require.NoError(t, st.Replace(contents("x", 300, 300), true))
+		require.NoError(t, st.Close())
+	}
+	require.NoError(t, etcdbackend.Delete(context.Background(), cfg))
+	assert.Zero(t, keysUnder(t, cfg.Prefix+"/"))
+	assert.Len(t, hostNames(t, other), 300)
+	_, err := openROErr(etcdbackendRO(cfg))
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,12 +17,31 @@ import (
 	"github.com/go-ftl2/ftlstate/state"
 )
 
-// pageSize is how many records one range request of a scan returns.
-const pageSize = 512
+// Pages of a scan: the first asks for firstPage records; each later one
+// for as many as make about pageBytes at the size of the records so far,
+// within [minPage, maxPage]. Large pages matter: etcd before 3.5 walks
+// its index from a page's first key to the end of the range for every
+// page, so the cost of a scan grows with the square of its number of
+// pages.
+const (
+	firstPage = 2000
+	minPage   = 64
+	maxPage   = 20000
+	pageBytes = 4 << 20
+)
 
-// View implements state.Backend. It reads the metadata, the layout and
-// the numbers of hosts and resources in one linearizable request, whose
-// revision is the snapshot's: every later read of the Snapshot asks etcd
+// nextPage returns the size of the page after one of n records of size
+// bytes in all.
+func nextPage(n, size int) int {
+	if n == 0 || size == 0 {
+		return firstPage
+	}
+	return min(max(pageBytes/max(size/n, 1), minPage), maxPage)
+}
+
+// View implements state.Backend. It reads the metadata and the layout in
+// one linearizable request, whose revision is the snapshot's (Len counts
+// the records when it is first asked): every later read of the Snapshot asks etcd
 // for that revision (clientv3.WithRev), page by page for iterations, so
 // fn sees the store as it was at that one moment whatever is committed
 // meanwhile (an import included), and reads only what it asks for.
@@ -40,17 +60,9 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 	// Commit may create it between the read and the check, and a read
 	// from before that rightly shows no metadata.
 	existed := b.created.Load()
-	guess := ""
-	if g := b.viewGen.Load(); g != nil {
-		guess = *g
-	}
-	recs := b.keys.of(guess)
 	var resp *clientv3.TxnResponse
 	err := b.retry(context.Background(), time.Time{}, "read", func(ctx context.Context) (err error) {
-		resp, err = b.client.Txn(ctx).Then(append(b.storeOps(),
-			clientv3.OpGet(recs.hosts, clientv3.WithPrefix(), clientv3.WithCountOnly()),
-			clientv3.OpGet(recs.resources, clientv3.WithPrefix(), clientv3.WithCountOnly()))...,
-		).Commit()
+		resp, err = b.client.Txn(ctx).Then(b.storeOps()...).Commit()
 		return err
 	})
 	if err != nil {
@@ -67,31 +79,13 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 	if kv == nil {
 		if !b.cfg.ReadOnly && !existed {
 			s.meta, s.empty = b.fresh, true
+			s.counted.Do(func() {})
 			return fn(s)
 		}
 		return b.errorf("key %q is missing (the store was deleted?): %w", b.keys.meta, state.ErrCorrupt)
 	}
 	if s.meta, err = record.DecodeMetadata(kv.Value); err != nil {
 		return b.errorf("key %q: %w", kv.Key, err)
-	}
-	n := len(b.storeOps())
-	s.hosts, s.resources = int(rs[n].GetResponseRange().Count), int(rs[n+1].GetResponseRange().Count)
-	if gen != guess {
-		// The store was imported since: count in its generation.
-		err := b.retry(context.Background(), time.Time{}, "read", func(ctx context.Context) error {
-			r, err := b.client.Txn(ctx).Then(
-				clientv3.OpGet(s.recs.hosts, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(s.rev)),
-				clientv3.OpGet(s.recs.resources, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(s.rev)),
-			).Commit()
-			if err == nil {
-				s.hosts, s.resources = int(r.Responses[0].GetResponseRange().Count), int(r.Responses[1].GetResponseRange().Count)
-			}
-			return err
-		})
-		if err != nil {
-			return s.readError(err)
-		}
-		b.viewGen.Store(&gen)
 	}
 	return fn(s)
 }
@@ -103,9 +97,15 @@ type snapshot struct {
 	recs records
 	// empty is set for a store that does not exist yet.
 	empty bool
-	// meta, hosts and resources are read when the View starts.
-	meta             state.Metadata
+	// meta is read when the View starts.
+	meta state.Metadata
+	// counted counts hosts and resources, the first time Len is called
+	// (counting walks etcd's index of every record: a View that does not
+	// ask does not pay it); countErr is why counting failed, returned by
+	// every later read.
+	counted          sync.Once
 	hosts, resources int
+	countErr         error
 	// done is set when the View returns.
 	done atomic.Bool
 }
@@ -119,17 +119,44 @@ func (s *snapshot) Metadata() state.Metadata {
 	return s.meta
 }
 
+// Len counts the hosts and resources at the snapshot's revision, the
+// first time it is called. When etcd does not answer it reports 0 and 0,
+// and every later read of the Snapshot fails with the reason.
 func (s *snapshot) Len() (hosts, resources int) {
 	if s.done.Load() {
 		return 0, 0
 	}
+	s.counted.Do(func() {
+		err := s.b.retry(context.Background(), time.Time{}, fmt.Sprintf("count at revision %d", s.rev), func(ctx context.Context) error {
+			r, err := s.b.client.Txn(ctx).Then(
+				clientv3.OpGet(s.recs.hosts, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(s.rev)),
+				clientv3.OpGet(s.recs.resources, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(s.rev)),
+			).Commit()
+			if err == nil {
+				s.hosts, s.resources = int(r.Responses[0].GetResponseRange().Count), int(r.Responses[1].GetResponseRange().Count)
+			}
+			return err
+		})
+		if err != nil {
+			s.countErr = s.readError(err)
+		}
+	})
 	return s.hosts, s.resources
+}
+
+// usable returns why the snapshot may not be read: its View returned, or
+// counting failed.
+func (s *snapshot) usable() error {
+	if s.done.Load() {
+		return errSnapshotDone
+	}
+	return s.countErr
 }
 
 // get reads one key at the snapshot's revision; nil when absent.
 func (s *snapshot) get(key string) (*mvccpb.KeyValue, error) {
-	if s.done.Load() {
-		return nil, errSnapshotDone
+	if err := s.usable(); err != nil {
+		return nil, err
 	}
 	if s.empty {
 		return nil, nil
@@ -243,8 +270,8 @@ func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.Reso
 // scan calls fn for every key under prefix at the snapshot's revision, in
 // key order. Errors of fn are returned unchanged.
 func (s *snapshot) scan(prefix string, fn func(kv *mvccpb.KeyValue) error) error {
-	if s.done.Load() {
-		return errSnapshotDone
+	if err := s.usable(); err != nil {
+		return err
 	}
 	if s.empty {
 		return nil
@@ -282,16 +309,29 @@ func (b *Backend) scan(from, end string, rev *int64, keysOnly bool, fn func(kv *
 		rev  int64
 		err  error
 	}
-	fetch := func(from string, rev int64) <-chan page {
+	fetch := func(from string, rev int64, limit int) <-chan page {
 		ch := make(chan page, 1)
 		go func() {
-			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithRev(rev)}
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(limit)), clientv3.WithRev(rev)}
 			if keysOnly {
 				opts = append(opts, clientv3.WithKeysOnly())
 			}
+			// A page at a revision already read needs no round of the
+			// leader (a linearizable read): any member that has applied
+			// the revision serves it. One that has not yet says so, and
+			// the page is read linearizably.
+			serializable := rev != 0
 			var p page
 			p.err = b.retry(context.Background(), time.Time{}, fmt.Sprintf("read at revision %d", rev), func(ctx context.Context) error {
-				resp, err := b.client.Txn(ctx).Then(clientv3.OpGet(from, opts...)).Commit()
+				o := opts
+				if serializable {
+					o = append(o[:len(o):len(o)], clientv3.WithSerializable())
+				}
+				resp, err := b.client.Txn(ctx).Then(clientv3.OpGet(from, o...)).Commit()
+				if serializable && errors.Is(err, rpctypes.ErrFutureRev) {
+					serializable = false
+					resp, err = b.client.Txn(ctx).Then(clientv3.OpGet(from, opts...)).Commit()
+				}
 				if err == nil {
 					p.resp, p.rev = resp.Responses[0].GetResponseRange(), resp.Header.Revision
 				}
@@ -301,7 +341,7 @@ func (b *Backend) scan(from, end string, rev *int64, keysOnly bool, fn func(kv *
 		}()
 		return ch
 	}
-	next := fetch(from, *rev)
+	next := fetch(from, *rev, firstPage)
 	for {
 		p := <-next
 		if p.err != nil {
@@ -313,7 +353,11 @@ func (b *Backend) scan(from, end string, rev *int64, keysOnly bool, fn func(kv *
 		kvs := p.resp.Kvs
 		more := p.resp.More && len(kvs) > 0
 		if more {
-			next = fetch(string(kvs[len(kvs)-1].Key)+"\x00", *rev)
+			size := 0
+			for _, kv := range kvs {
+				size += len(kv.Key) + len(kv.Value)
+			}
+			next = fetch(string(kvs[len(kvs)-1].Key)+"\x00", *rev, nextPage(len(kvs), size))
 		}
 		for _, kv := range kvs {
 			if err := fn(kv); err != nil {

@@ -18,7 +18,7 @@ func TestView_OneRevision(t *testing.T) {
 	cfg := config(newPrefix(t))
 	st, err := state.Open(openTB(t, cfg))
 	require.NoError(t, err)
-	const n = 1300 // several pages
+	const n = 2600 // more than one page
 	for i := 0; i < n; i += 50 {
 		require.NoError(t, st.Update(func(tx *state.Tx) error {
 			for j := i; j < min(i+50, n); j++ {

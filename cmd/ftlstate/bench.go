@@ -1,25 +1,30 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/go-ftl2/ftlstate/cmd/ftlstate/internal/bench"
+	"github.com/go-ftl2/ftlstate/etcdbackend"
+	"github.com/go-ftl2/ftlstate/state"
 )
 
 func (a *app) benchCommand() *cobra.Command {
 	var (
-		cfg bench.Config
-		out format
+		cfg     bench.Config
+		out     format
+		etcdURL string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--dir D] [--records N] [--writers W] [--duration D] [-o table|json]",
+		Use:   "bench [--dir D] [--records N] [--writers W] [--duration D] [--etcd URL] [-o table|json]",
 		Short: "Measure the backends beside the disk's fsync floor and the design document's store",
 		Long: `bench measures what the stores cost, every row in one run so that ratios hold
 on a noisy machine, and prints one table: each row's median and 99th
@@ -40,12 +45,23 @@ percentile, throughput, peak heap growth, and its ratio to the floor.
   design   the design document's store: json.MarshalIndent of everything,
            WriteFile to PATH.tmp, rename, per change (no fsync), 1k and 10k hosts
 
-Then it checks issue 8's targets on the table and prints PASS or MISS for
-each. Stores live in a temporary directory inside --dir (default: the
+With --etcd URL (etcd://host:port[,...]/prefix, or etcds:// with the --etcd-*
+flags) it also measures that cluster beside bbolt, in stores under the prefix
+that it deletes at the end:
+
+  etcd     import (open, Replace, close) of the large store's records, beside
+           the same import into a new bbolt store; listing its hosts (one
+           View, every host decoded), beside bbolt's; export of it; and one
+           write as one CLI command makes it (open, View, Commit, close) on
+           it and on a store of 1k hosts
+
+Then it checks issue 8's targets on the table (and issue 19's, with --etcd)
+and prints PASS or MISS for each. Stores live in a temporary directory inside --dir (default: the
 system's temp directory), removed at the end. With the defaults it takes
 about 40 seconds; --duration bounds each timed loop.`,
 		Example: `  ftlstate bench
-  ftlstate bench --dir /var/lib/ftl --records 20000 --duration 300ms -o json`,
+  ftlstate bench --dir /var/lib/ftl --records 20000 --duration 300ms -o json
+  ftlstate bench --etcd etcd://127.0.0.1:2379/ftl/bench`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.Records < bench.MinRecords || cfg.Writers < 1 || cfg.Duration <= 0 {
@@ -53,6 +69,30 @@ about 40 seconds; --duration bounds each timed loop.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
+			if etcdURL != "" {
+				if !isEtcd(etcdURL) {
+					return usageErrorf("bench: --etcd %s: not an etcd:// or etcds:// store", etcdURL)
+				}
+				base, err := a.etcd.config(etcdURL)
+				if err != nil {
+					return err
+				}
+				sub := func(name string) etcdbackend.Config {
+					c := base
+					c.Prefix = strings.TrimRight(c.Prefix, "/") + "/" + name
+					c.LockTimeout = 30 * time.Second
+					return c
+				}
+				cfg.Etcd = &bench.Etcd{
+					Name: etcdURL,
+					Open: func(name string, readOnly bool) (state.Backend, error) {
+						c := sub(name)
+						c.ReadOnly = readOnly
+						return etcdbackend.Open(ctx, c)
+					},
+					Remove: func(name string) error { return etcdbackend.Delete(context.Background(), sub(name)) },
+				}
+			}
 			var bar *progressbar.ProgressBar
 			cfg.Progress = func(done, total int, step string) {
 				if bar == nil {
@@ -77,6 +117,7 @@ about 40 seconds; --duration bounds each timed loop.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Dir, "dir", "", "directory to measure in (a temporary directory is made inside it); default the system's temp directory")
 	f.IntVar(&cfg.Records, "records", bench.DefaultRecords, "hosts, and resources, in the large store")
+	f.StringVar(&etcdURL, "etcd", "", "also measure this etcd cluster (etcd://host:port[,...]/prefix; the bench's stores go under the prefix and are deleted at the end)")
 	f.IntVar(&cfg.Writers, "writers", bench.DefaultWriters, "concurrent writers")
 	f.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "time bound of each timed loop")
 	a.addFormatFlag(cmd, &out, formatTable, formatJSON, formatYAML)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"regexp"
 	"slices"
@@ -9,6 +10,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/go-ftl2/ftlstate/internal/etcdtest"
 )
 
 // benchRows are the rows issue 8 asks for, in the order bench prints them.
@@ -159,4 +164,47 @@ func TestBench_Usage(t *testing.T) {
 func TestBench_Visible(t *testing.T) {
 	r := ok(t, "--help")
 	assert.Regexp(t, `(?m)^\s+bench\s+Measure the backends`, r.stdout)
+}
+
+// TestBench_Etcd: with --etcd, bench adds the etcd rows and issue 19's
+// targets, and deletes the stores it made under the prefix.
+func TestBench_Etcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds stores of 10k hosts")
+	}
+	c := etcdtest.New(t, etcdtest.Options{NoFsync: true})
+	r := ok(t, benchArgs(t, "--etcd", "etcd://"+c.Endpoint(0)+"/ftl/bench", "-o", "json")...)
+	var rep struct {
+		Etcd string `json:"etcd"`
+		Rows []struct {
+			ID       string `json:"id"`
+			Samples  int    `json:"samples"`
+			MedianNS int64  `json:"median_ns"`
+		} `json:"rows"`
+		Targets []struct {
+			ID string `json:"id"`
+		} `json:"targets"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	assert.Equal(t, "etcd://"+c.Endpoint(0)+"/ftl/bench", rep.Etcd)
+	got := map[string]bool{}
+	for _, row := range rep.Rows {
+		got[row.ID] = true
+		assert.Positive(t, row.MedianNS, row.ID)
+	}
+	for _, id := range []string{"bbolt.import.large", "etcd.import.large", "bbolt.hosts.large", "etcd.hosts.large", "etcd.export.large", "etcd.write.1k", "etcd.write.large"} {
+		assert.True(t, got[id], "row %s", id)
+	}
+	var targets []string
+	for _, tg := range rep.Targets {
+		targets = append(targets, tg.ID)
+	}
+	assert.Subset(t, targets, []string{"etcd_import", "etcd_hosts", "etcd_export", "etcd_write_flat"})
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer cli.Close()
+	resp, err := cli.Get(context.Background(), "/ftl/bench/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	require.NoError(t, err)
+	assert.Zero(t, resp.Count, "the bench's etcd stores are deleted")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,6 +38,9 @@ type Config struct {
 	// Progress, when set, is called before each step with the number of
 	// steps done, their total and the step's name.
 	Progress func(done, total int, step string)
+	// Etcd, when set, adds the etcd rows (import, hosts, export and single
+	// writes of the large store, beside bbolt's) and issue 19's targets.
+	Etcd *Etcd
 }
 
 // Defaults and minimums of Config.
@@ -127,8 +131,10 @@ type Report struct {
 	CPUs       int       `json:"cpus"`
 	Started    time.Time `json:"started"`
 	ElapsedNS  int64     `json:"elapsed_ns"`
-	Rows       []*Row    `json:"rows"`
-	Targets    []Target  `json:"targets"`
+	// Etcd names the etcd cluster measured, when there was one.
+	Etcd    string   `json:"etcd,omitempty"`
+	Rows    []*Row   `json:"rows"`
+	Targets []Target `json:"targets"`
 }
 
 // Row returns the row with id, or nil.
@@ -172,6 +178,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 		Started: time.Now().UTC(),
 	}}
+	if cfg.Etcd != nil {
+		r.rep.Etcd = cfg.Etcd.Name
+		defer r.etcdRemove() // also when a step failed
+	}
 	steps := r.steps()
 	round := floorRound(cfg.Duration, len(steps))
 	for i, s := range steps {
@@ -216,6 +226,10 @@ type runner struct {
 	// contents is the large store in memory, from marshalLarge to
 	// fileOpen.
 	contents *state.Contents
+	// etcdStores are the etcd stores made so far (Etcd's subs), etcdLarge
+	// the one holding the large store.
+	etcdStores []string
+	etcdLarge  string
 }
 
 func (r *runner) add(row *Row) *Row {
@@ -234,7 +248,7 @@ func sizeName(n int) string {
 
 func (r *runner) steps() []step {
 	n := r.cfg.Records
-	return []step{
+	steps := []step{
 		{"bbolt AddHost, 1k hosts: one writer and " + fmt.Sprint(r.cfg.Writers), r.boltSingleAndWriters},
 		{"bbolt AddHost, 10k hosts", func() error { return r.boltAddHost("bbolt.add_host.10k", benchkit.Medium) }},
 		{"bbolt raw Put", r.boltRaw},
@@ -256,6 +270,14 @@ func (r *runner) steps() []step {
 		{"design AddHost, 1k hosts", func() error { return r.design("design.add_host.1k", benchkit.Small) }},
 		{"design AddHost, 10k hosts", func() error { return r.design("design.add_host.10k", benchkit.Medium) }},
 	}
+	// The etcd rows need the large store in memory: after encoding/json,
+	// before the file backend takes it.
+	for i, s := range steps {
+		if s.name == "file open" {
+			return slices.Insert(steps, i, r.etcdSteps()...)
+		}
+	}
+	return steps
 }
 
 // floorRound returns the length of one round of the floor: twice the

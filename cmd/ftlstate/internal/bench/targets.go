@@ -72,6 +72,22 @@ func Targets(rep *Report) []Target {
 		{ID: "export_memory", Goal: fmt.Sprintf("export peak heap growth, %s vs %s records", sizeName(2*rep.Records), sizeName(2*max(rep.Records/10, 1))),
 			Measured: float64(exLarge.PeakHeapBytes-exSmall.PeakHeapBytes) / (1 << 20), Cmp: "<", Limit: 64, Unit: "MiB", From: "bbolt.export.large - bbolt.export.small, peak heap"},
 	}
+	if rep.Etcd != "" {
+		eImp, bImp := get("etcd.import.large"), get("bbolt.import.large")
+		eHosts, bHosts := get("etcd.hosts.large"), get("bbolt.hosts.large")
+		eExp := get("etcd.export.large")
+		eW1k, eWLarge := get("etcd.write.1k"), get("etcd.write.large")
+		ts = append(ts,
+			Target{ID: "etcd_import", Goal: fmt.Sprintf("etcd import of %s+%s vs bbolt's (issue 19)", n, n),
+				Measured: ratio(float64(eImp.MedianNS), float64(bImp.MedianNS)), Cmp: "<=", Limit: 5, Unit: "x", From: "etcd.import.large / bbolt.import.large, medians"},
+			Target{ID: "etcd_hosts", Goal: fmt.Sprintf("etcd hosts listing of %s+%s vs bbolt's (issue 19)", n, n),
+				Measured: ratio(float64(eHosts.MedianNS), float64(bHosts.MedianNS)), Cmp: "<=", Limit: 5, Unit: "x", From: "etcd.hosts.large / bbolt.hosts.large, medians"},
+			Target{ID: "etcd_export", Goal: fmt.Sprintf("etcd export of %s+%s vs bbolt's (issue 19)", n, n),
+				Measured: ratio(float64(eExp.MedianNS), float64(exLarge.MedianNS)), Cmp: "<=", Limit: 5, Unit: "x", From: "etcd.export.large / bbolt.export.large, medians"},
+			Target{ID: "etcd_write_flat", Goal: fmt.Sprintf("etcd single CLI write, %s+%s stored vs 1k (issue 19: no read of the store)", n, n),
+				Measured: ratio(float64(eWLarge.MedianNS), float64(eW1k.MedianNS)), Cmp: "<=", Limit: 1.5, Unit: "x", From: "etcd.write.large / etcd.write.1k, medians"},
+		)
+	}
 	for i := range ts {
 		t := &ts[i]
 		switch t.Cmp {
