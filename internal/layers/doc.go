@@ -14,7 +14,7 @@
 //	   internal/testfs               tmpfs and powerfs mounts for tests
 //	0  internal/clone, internal/inflight, internal/atomicfile,
 //	   internal/fuzzseed, internal/etcdtest, internal/powerfs,
-//	   internal/boltdamage
+//	   internal/boltdamage, internal/wal
 //
 // A package imports only packages of lower layers: a backend never imports
 // another backend, and nothing below the command imports the command's

@@ -39,6 +39,7 @@ var layer = map[string]int{
 	"internal/etcdtest":           0,
 	"internal/etcdproc":           0,
 	"internal/boltdamage":         0,
+	"internal/wal":                0,
 	"internal/layers":             0,
 }
 
