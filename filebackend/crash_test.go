@@ -61,3 +61,18 @@ func openSkipping(step string) crashtest.Opener {
 		return b, err
 	}
 }
+
+// TestCrashOperations kills writers doing begin -> simulated cloud create
+// -> finish at random moments, each round's child first reconciling what
+// the last one left: every instance the provider holds is named by
+// exactly one resource or one pending operation, and no acknowledged
+// begin or finish is lost (see crashtest.Operations; -crash.ops=N).
+func TestCrashOperations(t *testing.T) {
+	crashtest.Operations(t, openCrashStore)
+}
+
+// TestPowerLossOperations is TestCrashOperations with power cuts under
+// the store (the provider's file is outside them).
+func TestPowerLossOperations(t *testing.T) {
+	crashtest.OperationsPowerLoss(t, openCrashStore)
+}

@@ -73,10 +73,17 @@ func (b *gobBackend) Commit(batch *state.Batch) (state.Metadata, error) {
 	defer b.mu.Unlock()
 	b.c.Metadata = state.NextMetadata(b.c.Metadata, batch)
 	if batch.Replace != nil {
-		b.c.Hosts, b.c.Resources = map[string]*state.HostState{}, map[string]*state.ResourceState{}
+		b.c.Hosts, b.c.Resources, b.c.Operations = map[string]*state.HostState{}, map[string]*state.ResourceState{}, nil
 	}
 	for _, ch := range batch.Changes {
 		switch {
+		case ch.Kind == state.KindOperation && ch.Operation == nil:
+			delete(b.c.Operations, ch.Key)
+		case ch.Kind == state.KindOperation:
+			if b.c.Operations == nil {
+				b.c.Operations = map[string]*state.Operation{}
+			}
+			b.c.Operations[ch.Key] = ch.Operation
 		case ch.Kind == state.KindHost && ch.Host == nil:
 			delete(b.c.Hosts, ch.Key)
 		case ch.Kind == state.KindHost:
@@ -169,6 +176,32 @@ func TestRun_LazyBackendIsCaught(t *testing.T) {
 	if !bytes.Contains(out, []byte("store does not hold that state")) {
 		t.Fatalf("the harness failed for another reason than lost writes:\n%s", out)
 	}
+}
+
+func TestOperations_CorrectBackendPasses(t *testing.T) {
+	st := crashtest.Operations(t, func(dir string) (state.Backend, error) { return openGob(dir, gobOptions{}) })
+	if st.Rounds == 0 || st.Begun == 0 || st.Finished == 0 || st.Pending == 0 || st.Instances == 0 {
+		t.Fatalf("harness checked nothing: %+v", st)
+	}
+}
+
+// TestOperations_LazyBackendIsCaught: the operations harness fails on a
+// backend that acknowledges commits before making them.
+func TestOperations_LazyBackendIsCaught(t *testing.T) {
+	if os.Getenv("CRASHTEST_SELFTEST_LAZY") == "1" {
+		crashtest.Operations(t, func(dir string) (state.Backend, error) { return openGob(dir, gobOptions{lazy: true}) })
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOperations_LazyBackendIsCaught$", "-test.count=1", "-crash.ops=10", "-crash.maxkill=300ms")
+	cmd.Env = append(os.Environ(), "CRASHTEST_SELFTEST_LAZY=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the harness passed a backend that loses acknowledged operations:\n%s", out)
+	}
+	if !bytes.Contains(out, []byte("acknowledged state lost")) {
+		t.Fatalf("the harness failed for another reason than lost operations:\n%s", out)
+	}
+	t.Logf("caught: %s", bytes.SplitN(out[bytes.Index(out, []byte("acknowledged state lost")):], []byte("\n"), 2)[0])
 }
 
 // stuckBackend never finishes a commit: in the harness's child, nothing is

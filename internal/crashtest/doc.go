@@ -1,6 +1,7 @@
 // Package crashtest is the crash harness every local backend's tests
 // share, in two modes: Run kills the writer (kill -9), PowerLoss cuts the
-// power under it.
+// power under it; Operations and OperationsPowerLoss do the same to
+// writers using pending operations.
 //
 // Each round re-executes the test binary as a child process that opens a
 // store and writes to it from 8 goroutines (hosts, resources, multi-record
@@ -35,6 +36,17 @@
 // directory holds it: what a disk would hold after the power cut.
 // MustCatch is the proof that this can fail: it runs PowerLoss against a
 // backend that skips one fsync and requires a reported loss.
+//
+// # Pending operations
+//
+// Operations and OperationsPowerLoss run the same rounds (kill -9, power
+// cuts) with another workload: writers provisioning instances of a
+// simulated provider (internal/simcloud, whose file is outside the
+// store's directory) through BeginOperation -> Create -> FinishOperation,
+// and a reconciler settling what the previous round left pending. After
+// each round every instance must be named by exactly one resource or one
+// pending operation, and every acknowledged begin or finish must hold
+// (see Operations). -crash.ops=N sets their rounds.
 //
 // # Flags and reproducing
 //
