@@ -44,6 +44,9 @@ percentile, throughput, peak heap growth, and its ratio to the floor.
   file     Open of the same records, and the write rows at 1k and 10k hosts
   design   the design document's store: json.MarshalIndent of everything,
            WriteFile to PATH.tmp, rename, per change (no fsync), 1k and 10k hosts
+  ops      bbolt AddResource against BeginOperation + FinishOperation of the
+           same resource (one writer, alternating), and begin + finish from
+           --writers workers
 
 With --etcd URL (etcd://host:port[,...]/prefix, or etcds:// with the --etcd-*
 flags) it also measures that cluster beside bbolt, in stores under the prefix
@@ -55,8 +58,10 @@ that it deletes at the end:
            write as one CLI command makes it (open, View, Commit, close) on
            it and on a store of 1k hosts
 
-Then it checks issue 8's targets on the table (and issue 19's, with --etcd)
-and prints PASS or MISS for each. Stores live in a temporary directory inside --dir (default: the
+Then it checks issue 8's targets and issue 15's (begin + finish at most 2.2x
+an AddResource; workers' begin + finish sharing commits as AddResource
+writers do) on the table (and issue 19's, with --etcd) and prints PASS or MISS
+for each. Stores live in a temporary directory inside --dir (default: the
 system's temp directory), removed at the end. With the defaults it takes
 about 40 seconds; --duration bounds each timed loop.`,
 		Example: `  ftlstate bench
@@ -151,7 +156,7 @@ func writeBenchTable(w io.Writer, rep *bench.Report) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	t = newTable(w, false, "TARGET (issue 8)", "MEASURED", "GOAL", "RESULT", "FROM")
+	t = newTable(w, false, "TARGET (issues 8, 15)", "MEASURED", "GOAL", "RESULT", "FROM")
 	for _, tg := range rep.Targets {
 		result := "PASS"
 		if !tg.Pass {

@@ -60,7 +60,7 @@ func TestDesign_WritesTheWholeDocument(t *testing.T) {
 
 func TestTargets_MissingRowsMiss(t *testing.T) {
 	ts := bench.Targets(&bench.Report{Records: 1000, Writers: 32})
-	require.Len(t, ts, 8)
+	require.Len(t, ts, 10)
 	for _, tg := range ts {
 		assert.False(t, tg.Pass, tg.ID)
 	}
@@ -79,6 +79,10 @@ func TestTargets_Check(t *testing.T) {
 		{ID: "bbolt.export.small", PeakHeapBytes: 1 << 20},
 		{ID: "bbolt.export.large", MBPerSec: 50, PeakHeapBytes: 64 << 20},
 		{ID: "json.marshal.large", MBPerSec: 100},
+		{ID: "bbolt.add_resource.1k", MedianNS: 300},
+		{ID: "bbolt.operation.1k", MedianNS: 660, OpsPerSec: 100},
+		{ID: "bbolt.add_resource.writers", OpsPerSec: 2000},
+		{ID: "bbolt.operation.writers", OpsPerSec: 799},
 	}}
 	got := map[string]bool{}
 	for _, tg := range bench.Targets(rep) {
@@ -93,6 +97,8 @@ func TestTargets_Check(t *testing.T) {
 		"open":                      true,  // exactly 0.5x
 		"export_throughput":         true,  // exactly 0.5x
 		"export_memory":             true,  // 63 MiB
+		"operation_cost":            true,  // exactly 2.2x
+		"operation_writers":         false, // 1598 writes/s vs 2000: 0.799
 	}, got)
 }
 

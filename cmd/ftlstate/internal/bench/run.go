@@ -253,6 +253,7 @@ func (r *runner) steps() []step {
 		{"bbolt AddHost, 10k hosts", func() error { return r.boltAddHost("bbolt.add_host.10k", benchkit.Medium) }},
 		{"bbolt raw Put", r.boltRaw},
 		{"bbolt Update of 10", r.boltUpdate10},
+		{"bbolt operations: AddResource vs begin + finish, one writer and " + fmt.Sprint(r.cfg.Writers), r.boltOperations},
 		{"bbolt build " + sizeName(n) + "+" + sizeName(n), r.buildLarge},
 		{"bbolt open and reads, large store", r.boltLarge},
 		{"export, small store", func() error { return r.export("bbolt.export.small", max(n/10, 1)) }},

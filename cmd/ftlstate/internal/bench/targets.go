@@ -36,7 +36,8 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// Targets checks issue 8's targets on the rows of rep. A target whose rows
+// Targets checks issue 8's targets, and issue 15's on pending
+// operations, on the rows of rep. A target whose rows
 // are missing is reported as missed, with Measured 0.
 func Targets(rep *Report) []Target {
 	missing := map[string]bool{}
@@ -72,6 +73,7 @@ func Targets(rep *Report) []Target {
 		{ID: "export_memory", Goal: fmt.Sprintf("export peak heap growth, %s vs %s records", sizeName(2*rep.Records), sizeName(2*max(rep.Records/10, 1))),
 			Measured: float64(exLarge.PeakHeapBytes-exSmall.PeakHeapBytes) / (1 << 20), Cmp: "<", Limit: 64, Unit: "MiB", From: "bbolt.export.large - bbolt.export.small, peak heap"},
 	}
+	ts = append(ts, operationTargets(get, rep.Writers)...)
 	if rep.Etcd != "" {
 		eImp, bImp := get("etcd.import.large"), get("bbolt.import.large")
 		eHosts, bHosts := get("etcd.hosts.large"), get("bbolt.hosts.large")
