@@ -124,6 +124,8 @@ const (
 	missesUpperCase    flaw = "cannot look up names with capitals"
 	changesInput       flaw = "modifies the records it is given"
 	noValidation       flaw = "stores what Batch.Validate refuses"
+	keepsOperations    flaw = "never removes a pending operation"
+	replaceKeepsOps    flaw = "keeps the pending operations on Replace"
 )
 
 // flawedStores is a set of named stores of a simple, correct in-memory
@@ -240,7 +242,10 @@ func (b *flawed) apply(batch *state.Batch) state.Metadata {
 	case batch.Replace != nil && b.flaw == replaceKeeps:
 		next.Metadata.Serial = cur.Metadata.Serial + 1
 	case batch.Replace != nil:
-		next.Hosts, next.Resources, next.Operations = map[string]*state.HostState{}, map[string]*state.ResourceState{}, map[string]*state.Operation{}
+		next.Hosts, next.Resources = map[string]*state.HostState{}, map[string]*state.ResourceState{}
+		if b.flaw != replaceKeepsOps {
+			next.Operations = map[string]*state.Operation{}
+		}
 	case len(changes) == 0 && b.flaw == emptyBatchNoSerial:
 		next.Metadata = cur.Metadata
 	case b.flaw == timeGoesBack && batch.Replace == nil:
@@ -252,7 +257,9 @@ func (b *flawed) apply(batch *state.Batch) state.Metadata {
 	for _, c := range changes {
 		switch {
 		case c.Kind == state.KindOperation && c.Operation == nil:
-			delete(next.Operations, c.Key)
+			if b.flaw != keepsOperations {
+				delete(next.Operations, c.Key)
+			}
 		case c.Kind == state.KindOperation:
 			next.Operations[c.Key] = c.Operation
 		case c.Kind == state.KindHost && c.Host == nil:
@@ -472,10 +479,10 @@ func TestSuite_FailsFlawedBackends(t *testing.T) {
 		flaw   flaw
 		caught []string
 	}{
-		{caseInsensitive, []string{"Ordering"}},
+		{caseInsensitive, []string{"Ordering", "OperationOrder"}},
 		{losesChange, []string{"RoundTrip", "Ordering", "CrossChecks", "Deletes", "TypeChange", "Copies", "Replace", "ReadOnly", "CommitErrorLeavesNoTrace", "CloseWhileViewsRun", "ManyRecords"}},
 		{staleSnapshot, []string{"RoundTrip", "SnapshotIsolation", "Metadata", "ConcurrentCommits"}},
-		{sharesRecords, []string{"Copies"}},
+		{sharesRecords, []string{"Copies", "OperationRoundTrip"}},
 		{wrongLen, []string{"RoundTrip", "CrossChecks"}},
 		{writesReadOnly, []string{"ReadOnly"}},
 		{partialOnError, []string{"CommitErrorLeavesNoTrace"}},
@@ -491,6 +498,8 @@ func TestSuite_FailsFlawedBackends(t *testing.T) {
 		{missesUpperCase, []string{"Ordering"}},
 		{changesInput, []string{"RoundTrip"}},
 		{noValidation, []string{"CommitErrorLeavesNoTrace"}},
+		{keepsOperations, []string{"OperationRemove", "OperationFinishAtomic", "OperationSnapshotIsolation"}},
+		{replaceKeepsOps, []string{"OperationReplace"}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.ReplaceAll(string(tc.flaw), " ", "_"), func(t *testing.T) {
