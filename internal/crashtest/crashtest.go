@@ -612,17 +612,8 @@ func verify(m *model, dir string, round int, acked [writers + 1]int, open Opener
 	lost := func(format string, args ...any) {
 		v.problems = append(v.problems, fmt.Sprintf("round %d: %s: %s", round, lostTag, fmt.Sprintf(format, args...)))
 	}
-	b, err := open(dir)
-	if err != nil {
-		lost("reopen: %v", err)
-		return v
-	}
-	if err := state.Check(b); err != nil {
-		lost("Check: %v", err)
-	}
-	st, err := state.Open(b)
-	if err != nil {
-		lost("state.Open: %v", err)
+	st := reopen(dir, open, lost)
+	if st == nil {
 		return v
 	}
 	defer func() {
@@ -671,13 +662,42 @@ func verify(m *model, dir string, round int, acked [writers + 1]int, open Opener
 			}
 		}
 	}
-	if err := st.AddHost(&state.HostState{Name: probeHost, Address: "10.9.9.9"}); err != nil {
-		v.problems = append(v.problems, fmt.Sprintf("round %d: the store refuses a write after the crash: %v", round, err))
-	} else if err := st.RemoveHost(probeHost); err != nil {
-		v.problems = append(v.problems, fmt.Sprintf("round %d: the store refuses a removal after the crash: %v", round, err))
+	if p := probe(st, round); p != "" {
+		v.problems = append(v.problems, p)
 	}
 	v.got = got
 	return v
+}
+
+// reopen opens the store in dir after a crash, runs state.Check on it and
+// loads it, reporting failures to lost; nil when it cannot be loaded.
+func reopen(dir string, open Opener, lost func(format string, args ...any)) *state.State {
+	b, err := open(dir)
+	if err != nil {
+		lost("reopen: %v", err)
+		return nil
+	}
+	if err := state.Check(b); err != nil {
+		lost("Check: %v", err)
+	}
+	st, err := state.Open(b)
+	if err != nil {
+		lost("state.Open: %v", err)
+		return nil
+	}
+	return st
+}
+
+// probe adds and removes probeHost, to see that the store accepts writes
+// after the crash; it returns the problem, or "".
+func probe(st *state.State, round int) string {
+	if err := st.AddHost(&state.HostState{Name: probeHost, Address: "10.9.9.9"}); err != nil {
+		return fmt.Sprintf("round %d: the store refuses a write after the crash: %v", round, err)
+	}
+	if err := st.RemoveHost(probeHost); err != nil {
+		return fmt.Sprintf("round %d: the store refuses a removal after the crash: %v", round, err)
+	}
+	return ""
 }
 
 func decodeHost(h *state.HostState) (version, error) {

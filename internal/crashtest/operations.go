@@ -266,17 +266,8 @@ func (m *opsModel) verify(st *OperationStats, dir, cloudPath string, round int, 
 		st.Reconciled++
 	}
 
-	b, err := open(dir)
-	if err != nil {
-		lost("reopen: %v", err)
-		return problems
-	}
-	if err := state.Check(b); err != nil {
-		lost("Check: %v", err)
-	}
-	s, err := state.Open(b)
-	if err != nil {
-		lost("state.Open: %v", err)
+	s := reopen(dir, open, lost)
+	if s == nil {
 		return problems
 	}
 	defer s.Close()
@@ -360,10 +351,8 @@ func (m *opsModel) verify(st *OperationStats, dir, cloudPath string, round int, 
 	}
 	st.Instances = len(instances)
 
-	if err := s.AddHost(&state.HostState{Name: probeHost, Address: "10.9.9.9"}); err != nil {
-		problems = append(problems, fmt.Sprintf("round %d: the store refuses a write after the crash: %v", round, err))
-	} else if err := s.RemoveHost(probeHost); err != nil {
-		problems = append(problems, fmt.Sprintf("round %d: the store refuses a removal after the crash: %v", round, err))
+	if p := probe(s, round); p != "" {
+		problems = append(problems, p)
 	}
 	m.pending = s.PendingOperations()
 	return problems

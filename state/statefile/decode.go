@@ -732,19 +732,36 @@ type fieldOffsets [nFields]int
 // invalid turns a validation error of a record (whose path is relative to
 // the record at recOff) into an *Error at the bad field's value.
 func (d *decoder) invalid(err error, offs *fieldOffsets, recOff int) *Error {
+	return d.invalidIn(err, fieldNums, offs[:], recOff)
+}
+
+// invalidIn is invalid for a record whose fields are numbered by nums,
+// their values starting at offs.
+func (d *decoder) invalidIn(err error, nums map[string]int, offs []int, recOff int) *Error {
 	fe, ok := err.(*state.FieldError)
 	if !ok {
 		return d.errAt(recOff, "%v", err)
 	}
 	off := recOff
 	first, _, _ := strings.Cut(fe.Path, ".")
-	if n, ok := fieldNums[first]; ok && offs[n] > 0 {
+	if n, ok := nums[first]; ok && offs[n] > 0 {
 		off = offs[n]
 	}
 	e := d.errAt(off, "%s", fe.Msg)
 	if fe.Path != "" {
 		e.Path += "." + fe.Path
 	}
+	return e
+}
+
+// notItsKey reports a record whose name (or ID) got, the value of field at
+// off (0: absent), differs from its key.
+func (d *decoder) notItsKey(got, field string, off, recOff int) *Error {
+	if off == 0 {
+		off = recOff
+	}
+	e := d.errAt(off, "%q does not match its key", got)
+	e.Path += "." + field
 	return e
 }
 
@@ -804,13 +821,7 @@ func (d *decoder) host(c *state.Contents, name string) error {
 		return d.invalid(err, &offs, recOff)
 	}
 	if n.Name != name {
-		off := offs[fName]
-		if off == 0 {
-			off = recOff
-		}
-		e := d.errAt(off, "%q does not match its key", n.Name)
-		e.Path += ".name"
-		return e
+		return d.notItsKey(n.Name, "name", offs[fName], recOff)
 	}
 	if d.raw != nil {
 		d.raw.Hosts[name] = d.data[recOff:d.off:d.off]
@@ -949,29 +960,10 @@ func (d *decoder) operation(c *state.Contents, id string, idOff int) error {
 	}
 	n, err := op.Normalize()
 	if err != nil {
-		fe, ok := err.(*state.FieldError)
-		if !ok {
-			return d.errAt(recOff, "%v", err)
-		}
-		off := recOff
-		first, _, _ := strings.Cut(fe.Path, ".")
-		if f, ok := opFieldNums[first]; ok && offs[f] > 0 {
-			off = offs[f]
-		}
-		e := d.errAt(off, "%s", fe.Msg)
-		if fe.Path != "" {
-			e.Path += "." + fe.Path
-		}
-		return e
+		return d.invalidIn(err, opFieldNums, offs[:], recOff)
 	}
 	if n.ID != id {
-		off := offs[oID]
-		if off == 0 {
-			off = recOff
-		}
-		e := d.errAt(off, "%q does not match its key", n.ID)
-		e.Path += ".id"
-		return e
+		return d.notItsKey(n.ID, "id", offs[oID], recOff)
 	}
 	if d.raw != nil {
 		d.raw.Operations[id] = d.data[recOff:d.off:d.off]
