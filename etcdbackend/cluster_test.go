@@ -75,6 +75,7 @@ func TestCluster_LosingMembers(t *testing.T) {
 	t.Logf("no quorum: failed after %s: %v", elapsed.Round(time.Millisecond), err)
 	assert.Less(t, elapsed, 2*timeout+3*time.Second, "within its timeouts")
 	assert.Contains(t, err.Error(), "etcdbackend: /cluster: ")
+	assert.Regexp(t, "has no leader|no etcd member answered|did not answer", err.Error(), "says what is wrong with the cluster")
 	unknown := errors.Is(err, etcdbackend.ErrOutcomeUnknown)
 	assert.True(t, unknown || len(refused) > 0, "the error says whether anything was written: %v", err)
 	boundDuringQuorumLoss(t, bb, boundTimeout)

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/go-ftl2/ftlstate/etcdbackend"
+	"github.com/go-ftl2/ftlstate/internal/etcdtest"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -228,4 +229,38 @@ func TestLock_KilledHolder(t *testing.T) {
 	assert.Less(t, time.Since(start), 10*time.Second, "the lease expires after its TTL (3s)")
 	_, err = b.Commit(&state.Batch{Time: time.Now()})
 	assert.NoError(t, err)
+}
+
+// TestOpen_HonoursLockTimeoutForTheCluster: Open waits for a cluster that
+// does not answer as long as LockTimeout says (not RequestTimeout), says
+// then that no member answered, and gets the store when the cluster comes
+// back within it.
+func TestOpen_HonoursLockTimeoutForTheCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops and restarts a member")
+	}
+	cfg := etcdbackend.Config{Endpoints: []string{"127.0.0.1:1"}, Prefix: "/x", LockTimeout: 1500 * time.Millisecond}
+	start := time.Now()
+	_, err := etcdbackend.Open(context.Background(), cfg)
+	took := time.Since(start)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no etcd member answered")
+	assert.GreaterOrEqual(t, took, time.Second, "it waited")
+	assert.Less(t, took, 1500*time.Millisecond+schedulingSlack, "for --lock-timeout, not more")
+	var ce *etcdbackend.ConnectError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, etcdbackend.NoAnswer, ce.Problem)
+
+	c := etcdtest.New(t, etcdtest.Options{NoFsync: true})
+	c.Stop(0)
+	back := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		back <- c.Restart(0)
+	}()
+	cfg = etcdbackend.Config{Endpoints: c.Endpoints(), Prefix: "/back", LockTimeout: 20 * time.Second}
+	b, err := etcdbackend.Open(context.Background(), cfg)
+	require.NoError(t, <-back)
+	require.NoError(t, err, "the cluster came back within the lock timeout")
+	require.NoError(t, b.Close())
 }

@@ -404,3 +404,41 @@ func (s *snapshot) Operations(fn func(op *state.Operation) error) error {
 		return fn(op)
 	})
 }
+
+var _ state.KeyScanner = (*snapshot)(nil)
+
+// HostNames implements state.KeyScanner: a keys-only range read of the
+// names that start with prefix, so it reads no record.
+func (s *snapshot) HostNames(prefix string, fn func(name string) error) error {
+	return s.keys(s.recs.hosts, prefix, fn)
+}
+
+// ResourceKeys implements state.KeyScanner (see HostNames).
+func (s *snapshot) ResourceKeys(prefix string, fn func(key string) error) error {
+	return s.keys(s.recs.resources, prefix, fn)
+}
+
+func (s *snapshot) keys(base, prefix string, fn func(string) error) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if s.empty {
+		return nil
+	}
+	from := base + prefix
+	rev := s.rev
+	err := s.b.scan(from, clientv3.GetPrefixRangeEnd(from), &rev, true, func(kv *mvccpb.KeyValue) error {
+		if err := fn(string(kv.Key[len(base):])); err != nil {
+			return callbackError{err}
+		}
+		return nil
+	})
+	var ce callbackError
+	if errors.As(err, &ce) {
+		return ce.err
+	}
+	if err != nil {
+		return s.readError(err)
+	}
+	return nil
+}

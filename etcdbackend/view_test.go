@@ -2,6 +2,7 @@ package etcdbackend_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -172,4 +173,27 @@ func TestCheck(t *testing.T) {
 	assert.ErrorContains(t, err, cfg.Prefix+": check found 3 problems")
 	assert.NotContains(t, err.Error(), "7.2")
 	t.Logf("check: %v", err)
+}
+
+// TestView_KeyScanner: names and keys by prefix, in order, without
+// decoding records (a damaged one is listed too).
+func TestView_KeyScanner(t *testing.T) {
+	cfg := config(newPrefix(t))
+	st, err := state.Open(openTB(t, cfg))
+	require.NoError(t, err)
+	require.NoError(t, st.Replace(contents("x", 30, 30), true))
+	require.NoError(t, st.Close())
+	_, err = rawClient(t).Put(context.Background(), genBase(t, cfg)+"/hosts/x-h00003b", "junk")
+	require.NoError(t, err)
+	b := openTB(t, etcdbackendRO(cfg))
+	require.NoError(t, b.View(func(s state.Snapshot) error {
+		var names, keys []string
+		require.NoError(t, state.HostNames(s, "x-h0000", func(n string) error { names = append(names, n); return nil }))
+		assert.Equal(t, []string{"x-h00000", "x-h00001", "x-h00002", "x-h00003", "x-h00003b", "x-h00004", "x-h00005", "x-h00006", "x-h00007", "x-h00008", "x-h00009"}, names)
+		require.NoError(t, state.ResourceKeys(s, "x:r0002", func(k string) error { keys = append(keys, k); return nil }))
+		assert.Len(t, keys, 10)
+		stop := errors.New("stop")
+		assert.Equal(t, stop, state.HostNames(s, "", func(string) error { return stop }))
+		return nil
+	}))
 }
