@@ -19,6 +19,7 @@ import (
 	"github.com/go-ftl2/ftlstate/internal/live"
 	"github.com/go-ftl2/ftlstate/internal/lockinfo"
 	"github.com/go-ftl2/ftlstate/internal/record"
+	"github.com/go-ftl2/ftlstate/internal/wal"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -51,8 +52,12 @@ var (
 // created with it; a version 1 store is read as it is (it holds no
 // operations) and becomes version 2 in the commit of its first operation,
 // so that a program that knows only version 1 refuses it instead of
-// ignoring its pending operations.
-const SchemaVersion = 2
+// ignoring its pending operations. Version 3 added the write-ahead log's
+// key to the metadata (the log's ID and the last record applied): a
+// store gets it, and version 3, in the first commit made with the log,
+// so that a program that knows no log refuses a store whose log may hold
+// acknowledged changes.
+const SchemaVersion = 3
 
 // schemaOperations is the first layout version with the operations bucket.
 const schemaOperations = 2
@@ -87,6 +92,10 @@ type Options struct {
 	// is wrong with it. Reads of such a store may fail with
 	// state.ErrCorrupt. It implies ReadOnly.
 	Inspect bool
+
+	// Log configures the write-ahead log that read-write Backends commit
+	// through (see Durability in the package documentation).
+	Log LogOptions
 }
 
 // Backend is a state.Backend on a bbolt file. Its methods may be called
@@ -126,6 +135,17 @@ type Backend struct {
 	// hooks are fault-injection seams for tests (see export_test.go);
 	// nil in production.
 	hooks atomic.Pointer[hooks]
+
+	// lg is the write-ahead log of a read-write Backend (nil with
+	// Options.Log.Disabled, and when read-only).
+	lg *logState
+	// ov holds what a read-only Backend found in the log beyond the bbolt
+	// file (nil: nothing), which its Views show over the file; logFound
+	// describes it, and logErr is the damage Inspect let Open past.
+	ov       *overlay
+	logFound LogStatus
+	logErr   error
+	stats    stats
 }
 
 var _ state.Backend = (*Backend)(nil)
@@ -142,6 +162,13 @@ type hooks struct {
 	// (to simulate a commit that bbolt reports failed after it wrote the
 	// meta page).
 	result func(error) error
+	// logAppend, when set, runs before each log append; an error fails
+	// the append without writing, as a failed write (unknown false) or
+	// a failed fdatasync (unknown true) would.
+	logAppend func() (err error, unknown bool)
+	// checkpoint, when set, runs inside each checkpoint's transaction
+	// after the groups are applied; an error fails it.
+	checkpoint func() error
 }
 
 // SchemaError reports a store whose layout version is newer than this
@@ -261,6 +288,19 @@ func open(path, real string, o Options, start time.Time) (*Backend, error) {
 		db.Close()
 		return nil, err
 	}
+	// The write-ahead log: applied to the file by a writer, shown over it
+	// by a reader.
+	var lm logMeta
+	var meta state.Metadata
+	if o.ReadOnly {
+		err = b.loadOverlay(o.Inspect)
+	} else {
+		lm, meta, err = b.replay()
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	// Holding the lock, shared or exclusive, no writer is alive: a
 	// lock-info record of a dead process is what a crash left.
 	infoPath := lockinfo.Path(real)
@@ -284,6 +324,13 @@ func open(path, real string, o Options, start time.Time) (*Backend, error) {
 		// those of store creations (made without it) are once their
 		// process is gone.
 		removeLeftovers(real)
+		if !o.Log.Disabled {
+			if lm.id == (wal.ID{}) {
+				lm.id = newLogID() // written by the first commit
+			}
+			b.lg = newLogState(b, o.Log, lm, meta)
+			go b.lg.run()
+		}
 		b.queue = make(chan *request, 256)
 		b.done = make(chan struct{})
 		go b.run()
@@ -421,6 +468,7 @@ func initStore(tx *bolt.Tx, meta state.Metadata) error {
 	}
 	for _, kv := range []struct{ k, v []byte }{
 		{keySchema, u64(SchemaVersion)}, {keyMeta, mb}, {keyHosts, u64(0)}, {keyResources, u64(0)},
+		{keyLog, logMeta{id: newLogID()}.encode()},
 	} {
 		if err := md.Put(kv.k, kv.v); err != nil {
 			return err
@@ -474,6 +522,10 @@ type buckets struct {
 	// indexLater, when not nil, collects the index entries of a
 	// replacement (see apply).
 	indexLater [][]byte
+	// hasLog is set when the metadata holds the log key (layout version
+	// 3), log is its value.
+	hasLog bool
+	log    logMeta
 }
 
 // openBuckets finds the buckets of tx and reads the metadata bucket.
@@ -506,6 +558,17 @@ func (b *Backend) openBuckets(tx *bolt.Tx) (*buckets, error) {
 		if c.b == nil {
 			return nil, corruptf(b.path, "bucket %q is missing", c.name)
 		}
+	}
+	switch v := bk.meta.Get(keyLog); {
+	case v == nil && bk.schema >= schemaLog:
+		return nil, corruptf(b.path, "metadata/log: missing in a store of layout version %d", bk.schema)
+	case v == nil:
+	case len(v) != 24 || bk.schema < schemaLog:
+		return nil, corruptf(b.path, "metadata/log: %d bytes in a store of layout version %d (want 24, version %d)", len(v), bk.schema, schemaLog)
+	default:
+		bk.hasLog = true
+		copy(bk.log.id[:], v[:16])
+		bk.log.applied = binary.BigEndian.Uint64(v[16:])
 	}
 	m, err := record.DecodeMetadata(bk.meta.Get(keyMeta))
 	if err != nil {
@@ -578,7 +641,13 @@ func (b *Backend) Close() error {
 		close(b.queue)
 		<-b.done
 	}
-	return b.release()
+	var err error
+	if b.lg != nil {
+		if err = b.stopLog(); err != nil {
+			err = fmt.Errorf("boltbackend: close %s: the log is left for the next Open to apply: %w", b.path, err)
+		}
+	}
+	return errors.Join(err, b.release())
 }
 
 // release stops serving live reads, removes the lock-info record and

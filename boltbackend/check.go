@@ -38,6 +38,12 @@ func (b *Backend) Check() error {
 		return err
 	}
 	defer b.ops.Leave()
+	if b.lg != nil {
+		// Everything acknowledged goes into the file first.
+		if err := b.lg.sync(); err != nil {
+			return err
+		}
+	}
 	c := &checker{state.CheckError{Path: b.path}}
 	run := func(tx *bolt.Tx) {
 		// The pages first, by this package's own bounds-checked walk:
@@ -86,10 +92,52 @@ func (b *Backend) Check() error {
 			return fmt.Errorf("boltbackend: %s: check: %w", b.path, err)
 		}
 	}
+	if b.logErr != nil {
+		c.Addf("log", "", "%v", b.logErr)
+	}
+	if b.ov != nil {
+		c.overlay(b.ov)
+	}
 	if err := c.Err(); err != nil {
 		return fmt.Errorf("boltbackend: %w", err)
 	}
 	return nil
+}
+
+// overlay checks the records of the log that a read-only Backend shows
+// over its file, as the file's own are checked (section "log").
+func (c *checker) overlay(ov *overlay) {
+	const section = "log"
+	for k := range ov.kinds {
+		ko := &ov.kinds[k]
+		for _, key := range ko.keys {
+			p := ko.m[key]
+			if err := state.ValidateName(key); err != nil {
+				c.Addf(section, key, "invalid key: %v", err)
+			}
+			if p.value == nil {
+				continue
+			}
+			switch p.kind {
+			case state.KindHost:
+				if h, err := record.DecodeHost(p.value); err != nil {
+					c.Addf(section, key, "host: %v", err)
+				} else if h.Name != key {
+					c.Addf(section, key, "host named %q logged under another key", h.Name)
+				}
+			case state.KindResource:
+				if _, err := record.DecodeResource(p.value); err != nil {
+					c.Addf(section, key, "resource: %v", err)
+				}
+			case state.KindOperation:
+				if op, err := record.DecodeOperation(p.value); err != nil {
+					c.Addf(section, key, "operation: %v", err)
+				} else if op.ID != key {
+					c.Addf(section, key, "operation %q logged under another key", op.ID)
+				}
+			}
+		}
+	}
 }
 
 // checker collects the findings of Check.
@@ -165,6 +213,13 @@ func (c *checker) metadata(md *bolt.Bucket) (nHosts, nResources uint64, ok bool)
 			if _, err := record.DecodeMetadata(v); err != nil {
 				c.Addf(bucket, key, "%v", err)
 			}
+		case bytes.Equal(k, keyLog):
+			if len(v) != 24 {
+				c.Addf(bucket, key, "%d bytes, want 24 (log ID and LSN)", len(v))
+			}
+			if s := md.Get(keySchema); len(s) == 8 && binary.BigEndian.Uint64(s) < schemaLog {
+				c.Addf(bucket, key, "in a store of layout version %d", binary.BigEndian.Uint64(s))
+			}
 		case bytes.Equal(k, keyHosts), bytes.Equal(k, keyResources):
 			if len(v) != 8 {
 				c.Addf(bucket, key, "counter is not 8 bytes")
@@ -177,6 +232,9 @@ func (c *checker) metadata(md *bolt.Bucket) (nHosts, nResources uint64, ok bool)
 		default:
 			c.Addf(bucket, key, "unexpected key")
 		}
+	}
+	if s := md.Get(keySchema); len(s) == 8 && binary.BigEndian.Uint64(s) >= schemaLog && md.Get(keyLog) == nil {
+		c.Addf(bucket, string(keyLog), "missing in a store of layout version %d", binary.BigEndian.Uint64(s))
 	}
 	for _, k := range [][]byte{keySchema, keyMeta, keyHosts, keyResources} {
 		if md.Get(k) == nil {

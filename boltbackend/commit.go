@@ -21,6 +21,8 @@ const maxGroupChanges = 16 << 10
 type request struct {
 	batch   *state.Batch
 	changes []prepared
+	// size is the bytes of the changes' keys and records.
+	size int
 	// meta and err are the result, valid once done is closed.
 	meta state.Metadata
 	err  error
@@ -122,7 +124,7 @@ func prepare(batch *state.Batch) (*request, error) {
 		}
 		o.end = len(buf)
 	}
-	r := &request{batch: batch, changes: make([]prepared, len(at))}
+	r := &request{batch: batch, changes: make([]prepared, len(at)), size: len(buf)}
 	for n, o := range at {
 		p := &r.changes[n]
 		p.kind = batch.Changes[n].Kind
@@ -138,33 +140,58 @@ func prepare(batch *state.Batch) (*request, error) {
 }
 
 // run is the committer: it takes a request, then every request already
-// waiting (up to maxGroupChanges changes), commits them in one
-// transaction, answers them, and starts over. There is no waiting to fill
-// a group: a group is whatever arrived while the previous transaction was
-// committing.
+// waiting (up to maxGroupChanges changes, and what fits in one log
+// record), commits them as one group, answers them, and starts over.
+// There is no waiting to fill a group: a group is whatever arrived while
+// the previous one was being made durable. With the log, a group is one
+// log record and one fdatasync (logGroup); without it, and for imports
+// and groups too large for the log, one bbolt transaction (commitGroup).
 func (b *Backend) run() {
 	defer close(b.done)
 	// A damaged page may point outside the mapped file; fault as a panic
 	// (recovered by catchFaults) rather than kill the process.
 	debug.SetPanicOnFault(true)
 	var group []*request
-	for r := range b.queue {
+	var next *request // taken from the queue for the next group
+	for {
+		r := next
+		next = nil
+		if r == nil {
+			var ok bool
+			if r, ok = <-b.queue; !ok {
+				return
+			}
+		}
 		group = append(group[:0], r)
-		n := len(r.changes)
+		logged := b.lg != nil && !b.lg.direct(r)
+		n, size := len(r.changes), r.size+changeOverhead*len(r.changes)
 	collect:
 		for n < maxGroupChanges {
 			select {
-			case r, ok := <-b.queue:
+			case q, ok := <-b.queue:
 				if !ok {
 					break collect
 				}
-				group = append(group, r)
-				n += len(r.changes)
+				qsize := q.size + changeOverhead*len(q.changes)
+				if logged && (b.lg.direct(q) || groupOverhead+size+qsize > b.lg.maxPayload()) {
+					next = q
+					break collect
+				}
+				group = append(group, q)
+				n += len(q.changes)
+				size += qsize
 			default:
 				break collect
 			}
 		}
-		b.commitGroup(group)
+		switch {
+		case logged:
+			b.logGroup(group)
+		case b.lg != nil:
+			b.commitDirect(group, nil)
+		default:
+			b.commitGroup(group)
+		}
 		for _, r := range group {
 			close(r.done)
 		}
@@ -172,50 +199,73 @@ func (b *Backend) run() {
 	}
 }
 
-// commitGroup commits group in one transaction or, when that fails,
-// each batch in its own.
+// commitGroup commits group in one bbolt transaction or, when that
+// fails, each batch in its own.
 func (b *Backend) commitGroup(group []*request) {
-	if err := b.stillAtPath(); err != nil && b.broken.Load() == nil {
-		// Someone replaced or removed the store file while we hold it:
-		// what we write would go to a file nobody reads.
-		broken := fmt.Errorf("boltbackend: %s: %w while this process held it; refusing to write into the old file (reopen the store): %w", b.path, err, state.ErrLocked)
-		b.broken.Store(&broken)
-	}
-	if p := b.broken.Load(); p != nil {
-		for _, r := range group {
-			r.err = *p
-		}
-		return
-	}
-	err := b.txn(group)
-	if err == nil {
-		return
-	}
-	if len(group) == 1 || b.broken.Load() != nil {
+	if err := b.writable(); err != nil {
 		for _, r := range group {
 			r.err = err
 		}
 		return
 	}
-	// Nothing of the group is stored: retry each batch alone, so that a
-	// batch that fails fails alone and the others commit exactly once.
-	for _, r := range group {
-		if p := b.broken.Load(); p != nil {
-			r.err = *p
-			continue
+	err := b.txn(group)
+	switch {
+	case err == nil:
+	case len(group) == 1 || b.broken.Load() != nil:
+		for _, r := range group {
+			r.err = err
 		}
-		r.err = b.txn([]*request{r})
+	default:
+		// Nothing of the group is stored: retry each batch alone, so that
+		// a batch that fails fails alone and the others commit exactly
+		// once.
+		for _, r := range group {
+			if p := b.broken.Load(); p != nil {
+				r.err = *p
+				continue
+			}
+			r.err = b.txn([]*request{r})
+		}
+	}
+	if b.lg == nil {
+		return
+	}
+	// The log follows the store: from its metadata after the last batch
+	// stored, and only once bbolt holds the log's key.
+	for _, r := range group {
+		if r.err == nil {
+			b.lg.meta, b.lg.keyed = r.meta, true
+		}
 	}
 }
 
 // txn commits group in one bbolt transaction, setting each request's
 // metadata.
 func (b *Backend) txn(group []*request) error {
+	err := b.update("commit", func(tx *bolt.Tx) error { return b.apply(tx, group) })
+	if err != nil {
+		for _, r := range group {
+			r.meta = state.Metadata{}
+		}
+		return err
+	}
+	b.stats.direct.Add(1)
+	b.stats.groups.Add(1)
+	b.stats.batches.Add(uint64(len(group)))
+	return nil
+}
+
+// update runs fn in one bbolt write transaction (doing says what for
+// messages). When the transaction fails in a way that leaves the store's
+// content unknown (bbolt's final sync failed after it wrote the new meta
+// page, or it panicked), b is broken: every later operation fails with
+// that error until the store is reopened.
+func (b *Backend) update(doing string, fn func(tx *bolt.Tx) error) error {
 	var txid int
-	err := catchFaults(b.path, "commit", func() error {
+	err := catchFaults(b.path, doing, func() error {
 		return b.db.Update(func(tx *bolt.Tx) error {
 			txid = tx.ID()
-			return b.apply(tx, group)
+			return fn(tx)
 		})
 	})
 	if hk := b.hooks.Load(); hk != nil && hk.result != nil {
@@ -225,12 +275,9 @@ func (b *Backend) txn(group []*request) error {
 		b.writeTxns.Add(1)
 		return nil
 	}
-	for _, r := range group {
-		r.meta = state.Metadata{}
-	}
 	var fault *faultError
 	if !errors.As(err, &fault) {
-		err = fmt.Errorf("boltbackend: %s: commit: %w", b.path, err)
+		err = fmt.Errorf("boltbackend: %s: %s: %w", b.path, doing, err)
 	}
 	// bbolt rolls back a failed commit in memory, but when the failure
 	// came after it wrote the new meta page (its fsync failed), the page
@@ -283,7 +330,7 @@ func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
 			// import). Put them sorted, after the records.
 			bk.indexLater = [][]byte{}
 		}
-		if bk.ops == nil && r.hasOperations() {
+		if bk.ops == nil && storesOperations(r.changes) {
 			if err := bk.addOperations(tx); err != nil {
 				return err
 			}
@@ -309,6 +356,24 @@ func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
 		meta = state.NextMetadata(meta, r.batch)
 		r.meta = meta
 	}
+	if err := bk.putMeta(meta, nHosts, nResources); err != nil {
+		return err
+	}
+	if b.lg != nil && !bk.hasLog {
+		// The store's first commit with the log: it gets the log's key
+		// (and layout version 3) before any group is logged.
+		if err := bk.putLog(tx, logMeta{id: b.lg.id, applied: b.lg.applied}); err != nil {
+			return err
+		}
+	}
+	if hk != nil && hk.commit != nil {
+		return hk.commit()
+	}
+	return nil
+}
+
+// putMeta writes the store's metadata and record counters.
+func (bk *buckets) putMeta(meta state.Metadata, nHosts, nResources int64) error {
 	mb, err := record.EncodeMetadata(&meta)
 	if err != nil {
 		return err
@@ -320,16 +385,31 @@ func (b *Backend) apply(tx *bolt.Tx, group []*request) error {
 			return err
 		}
 	}
-	if hk != nil && hk.commit != nil {
-		return hk.commit()
-	}
 	return nil
 }
 
-// hasOperations reports whether r's batch stores an operation.
-func (r *request) hasOperations() bool {
-	for i := range r.changes {
-		if r.changes[i].kind == state.KindOperation && r.changes[i].value != nil {
+// putLog writes the log key, upgrading the store to layout version 3
+// (and so giving it the operations bucket of version 2) when it has none.
+func (bk *buckets) putLog(tx *bolt.Tx, m logMeta) error {
+	if bk.schema < schemaLog {
+		if bk.ops == nil {
+			if err := bk.addOperations(tx); err != nil {
+				return err
+			}
+		}
+		if err := bk.meta.Put(keySchema, u64(schemaLog)); err != nil {
+			return err
+		}
+		bk.schema = schemaLog
+	}
+	bk.hasLog, bk.log = true, m
+	return bk.meta.Put(keyLog, m.encode())
+}
+
+// storesOperations reports whether changes store an operation.
+func storesOperations(changes []prepared) bool {
+	for i := range changes {
+		if changes[i].kind == state.KindOperation && changes[i].value != nil {
 			return true
 		}
 	}

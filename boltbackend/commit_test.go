@@ -45,6 +45,11 @@ func (g *gate) hook() error {
 	return nil
 }
 
+// direct are the options of tests of the direct commit path: every group
+// in one bbolt transaction, no log (imports and groups too large for the
+// log take it too).
+var direct = &boltbackend.Options{Log: boltbackend.LogOptions{Disabled: true}}
+
 // waitQueued waits until n batches wait for the committer.
 func waitQueued(t testing.TB, b *boltbackend.Backend, n int) {
 	t.Helper()
@@ -58,7 +63,7 @@ func waitQueued(t testing.TB, b *boltbackend.Backend, n int) {
 // transaction commits share the next transaction, each with its own
 // serial.
 func TestCommit_GroupsConcurrentBatches(t *testing.T) {
-	b := openTB(t, filepath.Join(t.TempDir(), "state.db"), nil)
+	b := openTB(t, filepath.Join(t.TempDir(), "state.db"), direct)
 	g := newGate()
 	boltbackend.SetHooks(b, boltbackend.Hooks{Commit: g.hook})
 	txns0 := boltbackend.WriteTxns(b)
@@ -105,7 +110,7 @@ func TestCommit_GroupsConcurrentBatches(t *testing.T) {
 // TestCommit_FailingBatchFailsAlone: a batch that fails inside the group
 // transaction fails alone; the others commit exactly once.
 func TestCommit_FailingBatchFailsAlone(t *testing.T) {
-	b := openTB(t, filepath.Join(t.TempDir(), "state.db"), nil)
+	b := openTB(t, filepath.Join(t.TempDir(), "state.db"), direct)
 	g := newGate()
 	errPoison := errors.New("poisoned batch")
 	var mu sync.Mutex
@@ -167,7 +172,7 @@ func TestCommit_FailingBatchFailsAlone(t *testing.T) {
 // nothing, and the store keeps working once the fault is gone.
 func TestCommit_FailedCommitKeepsAcknowledgedData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	b, err := boltbackend.Open(path, nil)
+	b, err := boltbackend.Open(path, direct)
 	require.NoError(t, err)
 	st, err := state.Open(b)
 	require.NoError(t, err)
@@ -341,7 +346,7 @@ func TestView_SnapshotUnusableAfterView(t *testing.T) {
 // reopened; reopening reads what is there.
 func TestCommit_UnknownOutcomeStopsWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	b, err := boltbackend.Open(path, nil)
+	b, err := boltbackend.Open(path, direct)
 	require.NoError(t, err)
 	_, err = b.Commit(hostBatch("acked"))
 	require.NoError(t, err)

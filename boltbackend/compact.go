@@ -62,6 +62,13 @@ func (b *Backend) Backup(dst string) error {
 // compactAs compacts the store into a temp file for dst and gives it the
 // name dst with place (publish or os.Rename), then syncs the directory.
 func (b *Backend) compactAs(dst string, place func(tmp, dst string) error) error {
+	if b.lg != nil {
+		// The copy holds everything acknowledged: the log goes into the
+		// file first.
+		if err := b.lg.sync(); err != nil {
+			return fmt.Errorf("boltbackend: compact %s: %w", b.path, err)
+		}
+	}
 	f, err := atomicfile.CreateTemp(dst)
 	if err != nil {
 		return fmt.Errorf("boltbackend: compact %s: %w", b.path, err)
@@ -114,6 +121,13 @@ func (b *Backend) CompactInPlace(backup string) (err error) {
 			err = cerr
 		}
 	}()
+	if b.lg != nil {
+		// Everything logged goes into the file, and the log is emptied:
+		// the copy is the whole store.
+		if err := b.stopLog(); err != nil {
+			return fmt.Errorf("boltbackend: compact %s: %w", b.path, err)
+		}
+	}
 	if p := b.broken.Load(); p != nil {
 		return *p
 	}
@@ -248,6 +262,13 @@ func (b *Backend) compactTo(path string) error {
 	err = catchFaults(b.path, "compact", func() error {
 		return b.db.View(func(src *bolt.Tx) error { return copyTx(db, src) })
 	})
+	if err == nil && b.ov != nil {
+		// A read-only Backend's log goes into the copy, which so holds
+		// everything acknowledged.
+		err = catchFaults(b.path, "compact", func() error {
+			return db.Update(func(tx *bolt.Tx) error { return b.applyLogged(tx, b.ov.recs, b.ov.id) })
+		})
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

@@ -76,7 +76,7 @@ func TestCompact_ShrinksAndKeepsEverything(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o600), fiDst.Mode().Perm())
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	assert.Len(t, entries, 4, "state.db, its lock info, its socket and compact.db; no temporary file: %v", entries)
+	assert.Len(t, entries, 5, "state.db, its log, its lock info, its socket and compact.db; no temporary file: %v", entries)
 
 	require.NoError(t, st.Close())
 	c := openTB(t, dst, nil)

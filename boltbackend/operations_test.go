@@ -44,17 +44,23 @@ func TestOperations_NewStoreHasTheirBucket(t *testing.T) {
 	b := openTB(t, path, nil)
 	require.NoError(t, b.Close())
 	assert.Equal(t, uint64(boltbackend.SchemaVersion), schemaOf(t, path))
-	assert.Equal(t, uint64(2), schemaOf(t, path))
+	assert.Equal(t, uint64(3), schemaOf(t, path))
 	assert.True(t, hasBucket(t, path, "operations"))
 }
 
 // A store of layout version 1 (no operations bucket) reads as a store
 // without pending operations, is left at version 1 by writes of other
-// records, and becomes version 2 in the commit of its first operation.
+// records without the log, and becomes version 2 in the commit of its
+// first operation.
 func TestOperations_Version1StoreUpgradesWithItsFirstOperation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	copyFile(t, goldenStore, path)
 	require.Equal(t, uint64(1), schemaOf(t, path))
+	openRaw := func(t testing.TB, path string) *boltbackend.Backend {
+		b, err := boltbackend.Open(path, direct)
+		require.NoError(t, err)
+		return b
+	}
 
 	b := openRaw(t, path)
 	require.NoError(t, b.Check(), "a version 1 store checks clean")
@@ -102,12 +108,38 @@ func TestOperations_ReplaceUpgradesAndMissingBucketIsCorrupt(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Check())
 	require.NoError(t, b.Close())
-	assert.Equal(t, uint64(2), schemaOf(t, path))
+	assert.Equal(t, uint64(3), schemaOf(t, path), "the first commit with the log makes it version 3")
 
 	boltEdit(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("operations")) })
 	_, err = boltbackend.Open(path, nil)
 	assert.ErrorIs(t, err, state.ErrCorrupt)
 	assert.ErrorContains(t, err, `bucket "operations" is missing`)
+}
+
+// A version 1 store opened with the log becomes version 3 (the log's key
+// and the operations bucket) in its first commit, whatever it writes, and
+// its records are all there.
+func TestOperations_Version1StoreUpgradesToTheLogWithItsFirstCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	copyFile(t, goldenStore, path)
+	st, err := state.Open(openRaw(t, path))
+	require.NoError(t, err)
+	for i := range 3 { // the first direct, the others through the log
+		require.NoError(t, st.AddHost(&state.HostState{Name: fmt.Sprintf("new%d", i)}))
+	}
+	require.NoError(t, st.Close())
+	assert.Equal(t, uint64(3), schemaOf(t, path))
+	assert.True(t, hasBucket(t, path, "operations"))
+	b := openTB(t, path, &boltbackend.Options{ReadOnly: true})
+	require.NoError(t, b.Check())
+	require.NoError(t, b.View(func(s state.Snapshot) error {
+		for _, name := range []string{"web01", "new0", "new2"} {
+			_, ok, err := s.Host(name)
+			require.NoError(t, err)
+			assert.True(t, ok, name)
+		}
+		return nil
+	}))
 }
 
 func TestOperations_CheckFindsDamagedOperations(t *testing.T) {

@@ -22,8 +22,15 @@ func (b *Backend) View(fn func(state.Snapshot) error) error {
 		return err
 	}
 	defer b.ops.Leave()
+	if b.lg != nil {
+		// What was acknowledged is in the file first (a checkpoint, if
+		// the log holds anything).
+		if err := b.lg.sync(); err != nil {
+			return err
+		}
+	}
 	return b.db.View(func(tx *bolt.Tx) error {
-		s := &snapshot{path: b.path}
+		s := &snapshot{path: b.path, ov: b.ov}
 		err := catchFaults(b.path, "read", func() error {
 			var err error
 			s.bk, err = b.openBuckets(tx)
@@ -42,6 +49,9 @@ type snapshot struct {
 	path string
 	// bk holds the transaction's buckets; nil once View returned.
 	bk *buckets
+	// ov, when not nil, is shown over the file (a read-only Backend's
+	// log).
+	ov *overlay
 }
 
 var errSnapshotDone = errors.New("boltbackend: snapshot used after its View returned")
@@ -50,12 +60,18 @@ func (s *snapshot) Metadata() state.Metadata {
 	if s.bk == nil {
 		return state.Metadata{}
 	}
+	if s.ov != nil {
+		return s.ov.meta
+	}
 	return s.bk.metadata
 }
 
 func (s *snapshot) Len() (hosts, resources int) {
 	if s.bk == nil {
 		return 0, 0
+	}
+	if s.ov != nil {
+		return int(s.ov.nHosts), int(s.ov.nResources)
 	}
 	return int(s.bk.nHosts), int(s.bk.nResources)
 }
@@ -97,7 +113,7 @@ func (s *snapshot) Host(name string) (h *state.HostState, ok bool, err error) {
 	}
 	err = catchFaults(s.path, "read", func() error {
 		k := []byte(name)
-		v := s.bk.hosts.Get(k)
+		v := s.get(s.bk.hosts, state.KindHost, k)
 		if v == nil {
 			return nil // absent (or a nested bucket, which Check reports)
 		}
@@ -113,7 +129,7 @@ func (s *snapshot) Resource(key string) (r *state.ResourceState, ok bool, err er
 	}
 	err = catchFaults(s.path, "read", func() error {
 		k := []byte(key)
-		v := s.bk.resources.Get(k)
+		v := s.get(s.bk.resources, state.KindResource, k)
 		if v == nil {
 			return nil
 		}
@@ -127,9 +143,9 @@ func (s *snapshot) Hosts(fn func(h *state.HostState) error) error {
 	if s.bk == nil {
 		return errSnapshotDone
 	}
-	c := s.bk.hosts.Cursor()
+	c := s.newMerged(s.bk.hosts, state.KindHost)
 	return walk(s, func(first bool) (*state.HostState, bool, error) {
-		k, v := step(c, first)
+		k, v := c.next(first)
 		if k == nil {
 			return nil, false, nil
 		}
@@ -148,9 +164,9 @@ func (s *snapshot) Resources(fn func(key string, r *state.ResourceState) error) 
 	if s.bk == nil {
 		return errSnapshotDone
 	}
-	c := s.bk.resources.Cursor()
+	c := s.newMerged(s.bk.resources, state.KindResource)
 	return walk(s, func(first bool) (keyedResource, bool, error) {
-		k, v := step(c, first)
+		k, v := c.next(first)
 		if k == nil {
 			return keyedResource{}, false, nil
 		}
@@ -167,18 +183,33 @@ func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.Reso
 	}
 	prefix := append([]byte(typ), 0)
 	c := s.bk.byType.Cursor()
+	var over []string // the overlay's resources of type typ
+	if s.ov != nil {
+		over = s.ov.types[typ]
+	}
+	var k []byte // the index entry next, nil at the end
 	return walk(s, func(first bool) (keyedResource, bool, error) {
-		var k []byte
 		if first {
 			k, _ = c.Seek(prefix)
-		} else {
+		}
+		// Index entries of resources the overlay changes are not its.
+		for k != nil && bytes.HasPrefix(k, prefix) && s.ov.change(state.KindResource, k[len(prefix):]) != nil {
 			k, _ = c.Next()
 		}
-		if k == nil || !bytes.HasPrefix(k, prefix) {
-			return keyedResource{}, false, nil
+		if k != nil && !bytes.HasPrefix(k, prefix) {
+			k = nil
 		}
-		rk := k[len(prefix):]
-		v := s.bk.resources.Get(rk)
+		var rk []byte
+		switch {
+		case len(over) > 0 && (k == nil || string(k[len(prefix):]) > over[0]):
+			rk, over = []byte(over[0]), over[1:]
+		case k == nil:
+			return keyedResource{}, false, nil
+		default:
+			rk = k[len(prefix):]
+			k, _ = c.Next()
+		}
+		v := s.get(s.bk.resources, state.KindResource, rk)
 		if v == nil {
 			return keyedResource{}, false, fmt.Errorf("boltbackend: %s: %s/%q: index entry of a missing resource: %w", s.path, bucketByType, k, state.ErrCorrupt)
 		}
@@ -191,6 +222,18 @@ func (s *snapshot) ResourcesOfType(typ string, fn func(key string, r *state.Reso
 		}
 		return keyedResource{string(rk), r}, true, nil
 	}, func(kr keyedResource) error { return fn(kr.key, kr.r) })
+}
+
+// get returns the record of kind k stored under key in bucket b (nil:
+// absent), or the overlay's over it; nil when there is none.
+func (s *snapshot) get(b *bolt.Bucket, k state.Kind, key []byte) []byte {
+	if c := s.ov.change(k, key); c != nil {
+		return c.value
+	}
+	if b == nil {
+		return nil
+	}
+	return b.Get(key)
 }
 
 // step moves c to its first entry or its next one.
@@ -244,12 +287,12 @@ func (s *snapshot) Operation(id string) (op *state.Operation, ok bool, err error
 	if s.bk == nil {
 		return nil, false, errSnapshotDone
 	}
-	if s.bk.ops == nil {
+	if s.bk.ops == nil && s.ov == nil {
 		return nil, false, nil // a version 1 store holds no operations
 	}
 	err = catchFaults(s.path, "read", func() error {
 		k := []byte(id)
-		v := s.bk.ops.Get(k)
+		v := s.get(s.bk.ops, state.KindOperation, k)
 		if v == nil {
 			return nil
 		}
@@ -263,12 +306,12 @@ func (s *snapshot) Operations(fn func(op *state.Operation) error) error {
 	if s.bk == nil {
 		return errSnapshotDone
 	}
-	if s.bk.ops == nil {
+	if s.bk.ops == nil && s.ov == nil {
 		return nil
 	}
-	c := s.bk.ops.Cursor()
+	c := s.newMerged(s.bk.ops, state.KindOperation)
 	return walk(s, func(first bool) (*state.Operation, bool, error) {
-		k, v := step(c, first)
+		k, v := c.next(first)
 		if k == nil {
 			return nil, false, nil
 		}

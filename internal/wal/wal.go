@@ -244,13 +244,13 @@ func (w *Writer) init() error {
 	if err := w.grow(); err != nil {
 		return err
 	}
+	// Nothing is acknowledged yet: a failure here leaves the writer to
+	// start over on the next Append.
 	if err := fdatasync(w.f); err != nil {
-		w.err = err
 		return err
 	}
 	if w.created {
 		if err := syncDir(filepath.Dir(w.path)); err != nil {
-			w.err = err
 			return err
 		}
 		w.created = false
@@ -387,6 +387,12 @@ func (w *Writer) Reset() error {
 	}
 	return nil
 }
+
+// Failed returns the error of a failed fdatasync of an Append, after
+// which the file's content is unknown and every Append fails; nil
+// otherwise. An Append that fails while Failed is nil wrote nothing that
+// a later Read returns.
+func (w *Writer) Failed() error { return w.err }
 
 // Close closes the file; it does not sync (every Append did).
 func (w *Writer) Close() error { return w.f.Close() }
