@@ -61,7 +61,10 @@ func (b *Backend) Check() error {
 			}
 			c.More += pages.more
 		}
-		err = catchFaults(b.path, "check", func() error { c.walk(tx); return nil })
+		if err != nil {
+			pages = nil // nothing is known sound
+		}
+		err = catchFaults(b.path, "check", func() error { c.walk(tx, pages); return nil })
 		if err != nil {
 			var fe *faultError
 			if errors.As(err, &fe) {
@@ -143,8 +146,22 @@ func (c *checker) overlay(ov *overlay) {
 // checker collects the findings of Check.
 type checker struct{ state.CheckError }
 
-// walk checks the layout and every record of tx.
-func (c *checker) walk(tx *bolt.Tx) {
+// walk checks the layout and every record of tx, reading with bbolt's
+// cursors only the buckets whose pages the page walk found sound: in a
+// damaged tree they may fault or, where a branch points back up, never
+// end.
+func (c *checker) walk(tx *bolt.Tx, pages *pageWalk) {
+	if !pages.sound("") {
+		c.Addf("", "", "the records were not checked: the pages of the root bucket are damaged or were not all checked")
+		return
+	}
+	notWalked := func(name []byte) bool {
+		if pages.sound(string(name)) {
+			return false
+		}
+		c.Addf(string(name), "", "the records were not checked: the bucket's pages are damaged (see the pages findings; 'ftlstate salvage' reads what is left)")
+		return true
+	}
 	known := map[string]bool{}
 	for _, n := range [][]byte{bucketHosts, bucketResources, bucketByType, bucketMetadata, bucketOperations} {
 		known[string(n)] = true
@@ -172,8 +189,11 @@ func (c *checker) walk(tx *bolt.Tx) {
 	if missing {
 		return
 	}
+	if notWalked(bucketMetadata) {
+		return
+	}
 	nHosts, nResources, countersOK := c.metadata(bk.meta)
-	if ops := tx.Bucket(bucketOperations); ops != nil {
+	if ops := tx.Bucket(bucketOperations); ops != nil && !notWalked(bucketOperations) {
 		if v := bk.meta.Get(keySchema); len(v) == 8 && binary.BigEndian.Uint64(v) < schemaOperations {
 			c.Addf(string(bucketOperations), "", "bucket in a store of layout version %d", binary.BigEndian.Uint64(v))
 		}
@@ -181,9 +201,17 @@ func (c *checker) walk(tx *bolt.Tx) {
 	} else if v := bk.meta.Get(keySchema); len(v) == 8 && binary.BigEndian.Uint64(v) >= schemaOperations {
 		c.Addf(string(bucketOperations), "", "bucket is missing")
 	}
-	hosts := c.hosts(bk.hosts)
-	resources := c.resources(bk)
-	c.index(bk)
+	hosts, resources := nHosts, nResources
+	if !notWalked(bucketHosts) {
+		hosts = c.hosts(bk.hosts)
+	}
+	if damaged := notWalked(bucketResources); !damaged && !notWalked(bucketByType) {
+		resources = c.resources(bk)
+		c.index(bk)
+	} else if !damaged {
+		bk.byType = nil // resources checks its records without the index
+		resources = c.resources(bk)
+	}
 	if countersOK {
 		if nHosts != hosts {
 			c.Addf(string(bucketMetadata), string(keyHosts), "counter says %d hosts, the bucket holds %d", nHosts, hosts)
@@ -313,7 +341,7 @@ func (c *checker) resources(bk *buckets) (n uint64) {
 			c.Addf(bucket, key, "%v", err)
 			continue
 		}
-		if bk.byType.Get(indexKey(r.Type, k)) == nil {
+		if bk.byType != nil && bk.byType.Get(indexKey(r.Type, k)) == nil {
 			c.Addf(bucket, key, "missing from the resources_by_type index (type %q)", r.Type)
 		}
 	}

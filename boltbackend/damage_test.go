@@ -34,6 +34,8 @@ func TestOpen_DamagedStoreIsRefusedBeforeAnyWrite(t *testing.T) {
 		{"zeroed freelist page", boltdamage.ZeroFreelist, "freelist: page"},
 		{"branch key offset out of range", func(p string) error { return boltdamage.BranchKeyOffset(p, "hosts") }, "outside the page"},
 		{"branch points at another leaf", func(p string) error { return boltdamage.BranchToOtherLeaf(p, "hosts") }, "reached twice"},
+		{"branch points at the freelist page", func(p string) error { return boltdamage.BranchToFreelist(p, "hosts") }, "not a branch or leaf page"},
+		{"branch points at itself", func(p string) error { return boltdamage.BranchToItself(p, "hosts") }, "reached twice"},
 		{"leaf count lowered", func(p string) error { return boltdamage.LowerLeafCount(p, "hosts") }, `bucket "hosts" holds 499 records (and 0 nested buckets), but the metadata's counter says 500`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

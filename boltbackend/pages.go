@@ -39,6 +39,26 @@ type pageWalk struct {
 	// counters are the record counters of the metadata bucket
 	// ("hosts", "resources"), as found in its leaf.
 	counters map[string]uint64
+	// hurt names the top-level buckets whose pages have problems
+	// ("" for the root bucket's own pages, outsideTrees for the freelist,
+	// lost pages and counters): walking them with bbolt's
+	// cursors may fault, or never end (a branch that points back up makes
+	// a cycle); incomplete is set when the walk stopped at its limit of
+	// problems, before it saw every bucket.
+	hurt       map[string]bool
+	incomplete bool
+}
+
+// outsideTrees is the walker's bucket while it checks the freelist, the
+// pages' coverage and the counters: none of it is in a tree that bbolt's
+// cursors walk.
+const outsideTrees = "\x00"
+
+// sound reports whether bbolt's cursors can walk the top-level bucket
+// name safely: the walk saw all of it and the root, and found nothing
+// wrong in either.
+func (w *pageWalk) sound(name string) bool {
+	return w != nil && !w.incomplete && !w.hurt[name] && !w.hurt[""]
 }
 
 // damaged returns the first problem, "" when there is none.
@@ -59,6 +79,11 @@ type walker struct {
 	free     []byte // bitmap of the pages the freelist lists
 	limit    int
 	out      *pageWalk
+	// bucket is the top-level bucket being walked ("" at the root).
+	bucket string
+	// leaf, when set, gets every record (not a nested bucket) found in a
+	// leaf of a top-level bucket that passed its checks.
+	leaf func(bucket string, k, v []byte)
 }
 
 // walkPages checks the structure of the bbolt file f as of its newest
@@ -72,7 +97,14 @@ type walker struct {
 // never follows a bound it has not checked; a fault (the file shrank
 // under us) is caught by catchFaults. At most limit problems are kept.
 func walkPages(f *os.File, path string, limit int) (*pageWalk, error) {
-	out := &pageWalk{records: map[string]int{}, nested: map[string]int{}, counters: map[string]uint64{}}
+	return walkPagesLeaves(f, path, limit, nil)
+}
+
+// walkPagesLeaves is walkPages, calling leaf (when not nil) with every
+// record of a top-level bucket that it finds in a sound leaf page (keys
+// and values alias the mapping: valid until leaf returns).
+func walkPagesLeaves(f *os.File, path string, limit int, leaf func(bucket string, k, v []byte)) (*pageWalk, error) {
+	out := &pageWalk{records: map[string]int{}, nested: map[string]int{}, counters: map[string]uint64{}, hurt: map[string]bool{}}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -93,14 +125,16 @@ func walkPages(f *os.File, path string, limit int) (*pageWalk, error) {
 		if m.pgid*m.pageSize > uint64(len(data)) {
 			return corruptf(path, "file is truncated: %d bytes, but %d pages of %d bytes are in use", len(data), m.pgid, m.pageSize)
 		}
-		w := &walker{data: data, pageSize: m.pageSize, hwm: m.pgid, limit: limit, out: out,
+		w := &walker{data: data, pageSize: m.pageSize, hwm: m.pgid, limit: limit, out: out, leaf: leaf,
 			seen: make([]byte, (m.pgid+7)/8), free: make([]byte, (m.pgid+7)/8)}
 		w.mark(w.seen, 0)
 		w.mark(w.seen, 1)
 		w.tree(m.root, nil, nil, nil, "", 0)
+		w.bucket = outsideTrees
 		w.freelist(m.freelist)
 		w.coverage()
 		w.counts()
+		out.incomplete = len(out.problems) >= limit
 		return nil
 	})
 	if err != nil {
@@ -130,6 +164,7 @@ func newestMeta(data []byte) (metaPage, error) {
 }
 
 func (w *walker) problem(format string, args ...any) {
+	w.out.hurt[w.bucket] = true
 	if len(w.out.problems) >= w.limit {
 		w.out.more++
 		return
@@ -186,6 +221,9 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 	top := name != "" && !strings.Contains(name, "/") // a bucket of the layout, whose records are counted
 	if top {
 		w.out.records[name] += 0
+		prev := w.bucket
+		w.bucket = name
+		defer func() { w.bucket = prev }()
 	}
 	if depth > maxTreeDepth {
 		w.problem("%s: tree deeper than %d levels (a cycle?)", what, maxTreeDepth)
@@ -272,6 +310,9 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 			if eflags&bucketLeafFlag == 0 {
 				if top {
 					w.out.records[name]++
+					if w.leaf != nil {
+						w.leaf(name, k, p[e+pos+ksize:e+pos+ksize+vsize])
+					}
 				}
 				if name == string(bucketMetadata) && (string(k) == string(keyHosts) || string(k) == string(keyResources)) && vsize == 8 {
 					w.out.counters[string(k)] = binary.BigEndian.Uint64(p[e+pos+ksize:])

@@ -230,3 +230,31 @@ func FlipByte(path string, marker []byte) error {
 	}
 	return w.Close()
 }
+
+// BranchToFreelist makes the second element of bucket's root branch page
+// point at the freelist page, as a stale branch page left by a crash
+// may: a walk of the bucket reaches a page that is not a node.
+func BranchToFreelist(path, bucket string) error {
+	fl, err := Freelist(path)
+	if err != nil {
+		return err
+	}
+	f, root, err := branchRoot(path, bucket)
+	if err != nil {
+		return err
+	}
+	ne.PutUint64(f.page(root)[pageHeaderSize+elementSize+8:], fl)
+	return f.save(root)
+}
+
+// BranchToItself makes the second element of bucket's root branch page
+// point at the root page itself: a cycle, which a walk that does not
+// count its steps follows forever.
+func BranchToItself(path, bucket string) error {
+	f, root, err := branchRoot(path, bucket)
+	if err != nil {
+		return err
+	}
+	ne.PutUint64(f.page(root)[pageHeaderSize+elementSize+8:], root)
+	return f.save(root)
+}
