@@ -82,14 +82,15 @@ func newOverlay(bk *buckets, recs []*logged) *overlay {
 		ko := &ov.kinds[k]
 		for key, c := range ko.m {
 			ko.keys = append(ko.keys, key)
-			var was bool
 			switch c.kind {
 			case state.KindHost:
-				was = bk.hosts.Get(c.key) != nil
-				nHosts += delta(was, c.value != nil)
+				if bk.hosts != nil { // nil: not counted (Salvage)
+					nHosts += delta(bk.hosts.Get(c.key) != nil, c.value != nil)
+				}
 			case state.KindResource:
-				was = bk.resources.Get(c.key) != nil
-				nResources += delta(was, c.value != nil)
+				if bk.resources != nil {
+					nResources += delta(bk.resources.Get(c.key) != nil, c.value != nil)
+				}
 				if c.value != nil {
 					typ := string(c.index[:len(c.index)-len(c.key)-1])
 					ov.types[typ] = append(ov.types[typ], key)
