@@ -446,6 +446,14 @@ func create(path string) error {
 		}
 	}
 	if err == nil {
+		// The temp name goes before the directory is synced, so that the
+		// sync makes the new name and the removal durable together: a
+		// power cut must not bring back a second link to the store.
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = rerr
+		}
+	}
+	if err == nil {
 		err = atomicfile.SyncDir(dir)
 	}
 	if err != nil {
