@@ -48,16 +48,18 @@ func indexKey(typ string, key []byte) []byte {
 
 // Commit implements state.Backend. The batch is validated and encoded
 // first (an invalid record fails the call with an error matching
-// state.ErrInvalid, before any transaction), then queued for the
+// state.ErrInvalid, before anything is written), then queued for the
 // committer, which writes every batch that arrived while its previous
-// transaction was committing in one bbolt transaction; Commit returns
-// once that transaction is on disk (fsync'ed). A batch that fails inside
-// the transaction (a full disk, a damaged record) is retried alone, so it
-// fails alone. A commit failure whose outcome bbolt leaves unknown (its
-// final sync failed after the new meta page was written, or bbolt
-// panicked) gives an error matching state.ErrOutcomeUnknown, and so does
-// every later Commit and View: the pages bbolt would serve may not be on
-// disk. Reopening the store reads what is.
+// group was being made durable as one group: one record of the
+// write-ahead log and one fdatasync, or one bbolt transaction (see
+// Durability in the package documentation). Commit returns once its
+// group is on disk. A batch that fails inside a bbolt transaction (a
+// full disk, a damaged record) is retried alone, so it fails alone. A
+// failure whose outcome is unknown (a failed fdatasync of the log, or
+// bbolt's final sync failing after the new meta page was written, or a
+// panic in bbolt) gives an error matching state.ErrOutcomeUnknown, and so
+// does every later Commit and View: what the store holds is unknown.
+// Reopening the store reads what is.
 func (b *Backend) Commit(batch *state.Batch) (state.Metadata, error) {
 	if err := b.enter(); err != nil {
 		return state.Metadata{}, err

@@ -17,11 +17,14 @@
 // resource key; empty value), the index that makes listing the resources
 // of one type cost in proportion to the matches; and "metadata", holding
 // the layout version ("schema", SchemaVersion), the store's
-// state.Metadata ("meta") and the numbers of hosts and resources, so that
-// Snapshot.Len costs nothing. A store with a newer layout version is
+// state.Metadata ("meta"), the numbers of hosts and resources, so that
+// Snapshot.Len costs nothing, and the write-ahead log's ID and the last
+// log record applied ("log"). A store with a newer layout version is
 // refused (*SchemaError), not misread. Layout version 1 lacked the
 // operations bucket; such a store is read as one without pending
-// operations and upgraded by the commit of its first operation.
+// operations and upgraded by the commit of its first operation. Layout
+// version 2 lacked the log key; a store gets it, and version 3, in its
+// first commit through the log.
 //
 // # Concurrency
 //
@@ -30,25 +33,72 @@
 // and with writes. Writes go through one committer goroutine: Commit
 // validates and encodes its batch, queues it and waits; the committer
 // takes the first waiting batch and every other batch already queued,
-// and commits them in one bbolt transaction (group commit). There is no
-// timer: a group is whatever arrived while the previous transaction was
-// committing, so a lone writer never waits for company, and 32 writers
-// share the cost of each fsync. Batches are applied in queue order, each
-// getting its own serial (state.NextMetadata), and each Commit returns its
-// own result: a batch that fails inside the transaction makes the
-// committer retry the group's batches one per transaction, so it fails
-// alone and the others commit exactly once. bbolt's DB.Batch is not used:
-// it waits up to 10ms to fill a batch and may run a function twice.
+// and commits them together (group commit): as one record of the
+// write-ahead log, or in one bbolt transaction (see Durability). There
+// is no timer: a group is whatever arrived while the previous one was
+// being made durable, so a lone writer never waits for company, and 32
+// writers share the cost of each fsync. Batches are applied in queue
+// order, each getting its own serial (state.NextMetadata), and each
+// Commit returns its own result: a batch that fails inside a bbolt
+// transaction makes the committer retry the group's batches one per
+// transaction, so it fails alone and the others commit exactly once
+// (everything a logged batch could fail on is checked before it is
+// logged). bbolt's DB.Batch is not used: it waits up to 10ms to fill a
+// batch and may run a function twice.
+//
+// A second goroutine, the checkpointer, is bbolt's only writer while the
+// log is in use: it applies the logged groups to bbolt in one ordinary
+// transaction at a time, while commits go on into the log.
 //
 // # Durability
 //
-// Commit returns after bbolt's commit, which writes the changed pages,
-// fdatasyncs, writes the new meta page and fdatasyncs again: an
-// acknowledged batch survives a crash of the process or of the machine.
-// NoSync is never set. A crash mid-commit leaves the previous meta page
-// in force: the batch is absent, whole. A new store is built under a
-// temporary name and linked into place complete, so a crash while
-// creating one never leaves an empty or half-written file.
+// A read-write Backend commits through a write-ahead log beside the
+// store, PATH-wal (PATH with symbolic links resolved; package
+// internal/wal): each group commit is one record (the group's changes,
+// the metadata after it and the serial before it, checksummed) appended
+// to the log with one pwrite and made durable with one fdatasync, into
+// space allocated before; then its callers are answered. Nothing else is
+// on the commit path: an acknowledged batch survives a crash of the
+// process or of the machine. The checkpointer applies the logged groups
+// to bbolt in ordinary bbolt transactions (two fdatasyncs each) once
+// LogOptions.CheckpointChanges changes are logged or the oldest is
+// LogOptions.CheckpointInterval old (4096, 100ms), recording in the
+// same transaction the last log record applied; only then may the log's
+// space be reused. The log file grows by segments (1 MiB) up to
+// LogOptions.MaxSize (64 MiB; it is bounded); when every segment holds
+// records not yet applied, the next commit waits for a checkpoint.
+//
+// Committed straight to bbolt instead, one transaction per group after
+// everything logged is applied: the first group of each Backend (a
+// process that commits once pays no log, and the store gets the log's
+// key before anything is logged), imports (Batch.Replace), groups larger
+// than a segment, a group the log could not take (it could not grow),
+// and every group with LogOptions.Disabled. bbolt's commit writes the
+// changed pages, fdatasyncs, writes the new meta page and fdatasyncs
+// again; NoSync is never set. A crash mid-commit, or mid-checkpoint,
+// leaves the previous meta page in force, and the log still holds what
+// the checkpoint was applying.
+//
+// Open (read-write) reads bbolt, then the log: the records beyond the
+// last one the store holds, each checksum verified and each continuing
+// the store's serials, are applied in one transaction, and the log is
+// emptied. A torn last record (the write in flight at a crash) is left
+// out; damage before it fails Open with an error matching
+// state.ErrCorrupt that names the log and the offset, and nothing is
+// modified. A read-only Open applies nothing: it shows the log's changes
+// over the file, in memory, and writes nothing (Log reports them).
+//
+// View, Check, Compact, Backup and Checkpoint of a read-write Backend
+// first apply the log, so they see everything acknowledged; Close
+// applies it and empties the log file, so a cleanly closed store is its
+// bbolt file alone: copying PATH after Close is a complete backup. While
+// a process holds the store, or after one crashed, the file may lack
+// changes only the log holds: copy both files (PATH first, then
+// PATH-wal, with no writer running), or make the backup through the
+// store ('ftlstate backups' keeps them; Backup, Compact). A store written
+// without a log opens as before. A new store is built under a temporary
+// name and linked into place complete, so a crash while creating one
+// never leaves an empty or half-written file.
 //
 // # Locking
 //
@@ -90,7 +140,14 @@
 //
 // # Files
 //
-// Every file this package writes beside a store is built under a temp
+// Beside the store: PATH.lock (lock info), PATH.sock (live reads) and
+// PATH-wal (the write-ahead log, empty once the store is closed; it must
+// be a regular file of one link, and a log of another store, or one
+// beside a store that never had one, is refused as damage). A writer
+// that finds its log removed or replaced while it runs refuses further
+// commits (state.ErrLocked), as it does for the store's file.
+//
+// Every other file this package writes beside a store is built under a temp
 // name saying whose it is (PATH.tmp-PID-N, atomicfile.CreateTemp): store
 // creations, Compact, Backup and CompactInPlace. A process killed while
 // writing one leaves it behind; the next writer's Open removes those of
@@ -148,4 +205,9 @@
 //     and the store reopened, which reads what is there.
 //   - Locking relies on flock(2): a store on a network file system may
 //     not be protected against another machine.
+//   - A flipped bit in the log's last record cannot be told from a torn
+//     write: that group is dropped as torn. Every record before it is
+//     covered by its checksum.
+//   - A read-only Backend of a store whose log holds many changes keeps
+//     them in memory (at most the log's size).
 package boltbackend
