@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/go-ftl2/ftlstate/boltbackend"
 	"github.com/go-ftl2/ftlstate/etcdbackend"
 	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/state"
@@ -163,6 +164,14 @@ func (a *app) keepBackup(b state.Backend, path string) error {
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil // a JSON store not written yet: nothing to keep
+	}
+	if bb, ok := b.(*boltbackend.Backend); ok {
+		// The file alone holds everything only once the write-ahead log
+		// is applied to it; b holds the lock, so nothing is logged
+		// before the copy.
+		if err := bb.Checkpoint(); err != nil {
+			return fmt.Errorf("%s: backup: %w (use --no-backup to go on without one)", path, err)
+		}
 	}
 	dst, err := a.newBackup(path, func(dst string) error { return atomicfile.Copy(dst, path) })
 	if err != nil {

@@ -34,6 +34,34 @@ type checkReport struct {
 	Lock *lockReport `json:"lock,omitempty"`
 	// Quick is set by --quick: the records were not checked.
 	Quick bool `json:"quick,omitempty"`
+	// Log describes the changes a bbolt store's write-ahead log holds
+	// that its file does not (a writer stopped without closing it).
+	Log *logReport `json:"log,omitempty"`
+}
+
+// logReport is what check says of a bbolt store's write-ahead log.
+type logReport struct {
+	Path    string `json:"path"`
+	Bytes   int64  `json:"bytes"`
+	Commits int    `json:"commits"`
+	Changes int    `json:"changes"`
+	// Torn is set when its last record was cut short (the write in
+	// flight when the writer stopped), and is left out.
+	Torn bool `json:"torn,omitempty"`
+}
+
+// boltLog reports the write-ahead log of b when it is a bbolt store
+// whose log holds changes its file lacks, or a torn record.
+func boltLog(b state.Backend) *logReport {
+	bb, ok := b.(*boltbackend.Backend)
+	if !ok {
+		return nil
+	}
+	ls := bb.Log()
+	if ls.Records == 0 && !ls.Torn {
+		return nil
+	}
+	return &logReport{Path: ls.Path, Bytes: ls.Bytes, Commits: ls.Records, Changes: ls.Changes, Torn: ls.Torn}
 }
 
 // lockReport describes the lock of an etcd store.
@@ -168,6 +196,7 @@ attention, 1 with the findings when not.`,
 				rep.Problems = append(rep.Problems, oneLine(err.Error()))
 			}
 			rep.StaleLock = state.StaleLock(b)
+			rep.Log = boltLog(b)
 			if rep.Lock, err = etcdLock(b); err != nil {
 				rep.Problems = append(rep.Problems, oneLine(err.Error()))
 			}
@@ -182,6 +211,13 @@ attention, 1 with the findings when not.`,
 				}
 				if rep.Lock != nil {
 					fmt.Fprintf(a.stdout, "lock: %s: %s\n", a.statePath, rep.Lock)
+				}
+				if l := rep.Log; l != nil && l.Commits > 0 {
+					fmt.Fprintf(a.stdout, "note: %s: its write-ahead log %s holds %d changes in %d commits (%d bytes) that the file does not (the writer stopped without closing the store); they are part of the store, and the next open for writing applies them\n",
+						a.statePath, l.Path, l.Changes, l.Commits, l.Bytes)
+				}
+				if l := rep.Log; l != nil && l.Torn {
+					fmt.Fprintf(a.stdout, "note: %s: the last record of %s was cut short (a commit in flight when the writer stopped, never acknowledged); it is left out\n", a.statePath, l.Path)
 				}
 				for _, p := range rep.Problems {
 					fmt.Fprintf(a.stdout, "problem: %s\n", p)
