@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -112,6 +113,28 @@ func sameAs(t testing.TB, want *state.Contents, wantTypes map[string][]string, v
 			return err
 		}
 		assert.True(t, slices.IsSorted(keys), "%s: resources in order", what)
+		// The key scans (listing commands) see the same.
+		ks, ok := s.(state.KeyScanner)
+		require.True(t, ok)
+		for _, prefix := range []string{"", "r1-", "r0-h00"} {
+			var scanned, want []string
+			require.NoError(t, ks.HostNames(prefix, func(n string) error { scanned = append(scanned, n); return nil }))
+			for _, n := range names {
+				if strings.HasPrefix(n, prefix) {
+					want = append(want, n)
+				}
+			}
+			assert.Equal(t, want, scanned, "%s: host names from %q", what, prefix)
+		}
+		var scanned []string
+		require.NoError(t, ks.ResourceKeys("res:1", func(k string) error { scanned = append(scanned, k); return nil }))
+		var wantKeys []string
+		for _, k := range keys {
+			if strings.HasPrefix(k, "res:1") {
+				wantKeys = append(wantKeys, k)
+			}
+		}
+		assert.Equal(t, wantKeys, scanned, "%s: resource keys", what)
 		return nil
 	}))
 }

@@ -133,23 +133,34 @@ func (ov *overlay) change(k state.Kind, key []byte) *prepared {
 type merged struct {
 	c  *bolt.Cursor // nil: an absent bucket (no operations in a version 1 store)
 	ko *kindOverlay // nil: no overlay
-	k  []byte
-	v  []byte
-	i  int
+	// from, when not nil, is where the walk starts (the first key at
+	// least from).
+	from []byte
+	k    []byte
+	v    []byte
+	i    int
 }
 
 // next returns the first pair (first set) or the next one; a nil key
 // at the end.
 func (m *merged) next(first bool) (k, v []byte) {
 	if m.ko == nil {
-		if m.c == nil {
+		switch {
+		case m.c == nil:
 			return nil, nil
+		case first && m.from != nil:
+			return m.c.Seek(m.from)
 		}
 		return step(m.c, first)
 	}
 	if first {
 		m.i = 0
-		if m.c != nil {
+		if m.from != nil {
+			m.i, _ = slices.BinarySearch(m.ko.keys, string(m.from))
+		}
+		if m.c != nil && m.from != nil {
+			m.k, m.v = m.c.Seek(m.from)
+		} else if m.c != nil {
 			m.k, m.v = m.c.First()
 		}
 	}

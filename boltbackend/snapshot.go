@@ -328,7 +328,7 @@ func (s *snapshot) HostNames(prefix string, fn func(name string) error) error {
 	if s.bk == nil {
 		return errSnapshotDone
 	}
-	return s.keys(s.bk.hosts, prefix, fn)
+	return s.keys(s.bk.hosts, state.KindHost, prefix, fn)
 }
 
 // ResourceKeys implements state.KeyScanner (see HostNames).
@@ -336,19 +336,17 @@ func (s *snapshot) ResourceKeys(prefix string, fn func(key string) error) error 
 	if s.bk == nil {
 		return errSnapshotDone
 	}
-	return s.keys(s.bk.resources, prefix, fn)
+	return s.keys(s.bk.resources, state.KindResource, prefix, fn)
 }
 
-func (s *snapshot) keys(b *bolt.Bucket, prefix string, fn func(string) error) error {
+// keys walks the keys of bucket b (of records of kind k) that start with
+// prefix, with the overlay's over them.
+func (s *snapshot) keys(b *bolt.Bucket, k state.Kind, prefix string, fn func(string) error) error {
 	p := []byte(prefix)
-	c := b.Cursor()
+	c := s.newMerged(b, k)
+	c.from = p
 	return walk(s, func(first bool) (string, bool, error) {
-		var k []byte
-		if first {
-			k, _ = c.Seek(p)
-		} else {
-			k, _ = c.Next()
-		}
+		k, _ := c.next(first)
 		if k == nil || !bytes.HasPrefix(k, p) {
 			return "", false, nil
 		}
