@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -92,7 +93,7 @@ func probe(path, real string, o Options, start time.Time) (fs.FileInfo, *pageWal
 		return nil, nil, fmt.Errorf("boltbackend: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, nil, corruptf(path, "not a regular file (%v): a store must be one", fi.Mode().Type())
+		return nil, nil, corruptf(path, "not a regular file (%s): a store must be one", atomicfile.Describe(fi.Mode()))
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)

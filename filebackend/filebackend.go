@@ -228,7 +228,7 @@ func (b *Backend) openState() (*os.File, error) {
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s: not a regular file (%v): a state file must be one: %w", b.path, fi.Mode().Type(), state.ErrCorrupt)
+		err = fmt.Errorf("%s: not a regular file (%s): a state file must be one: %w", b.path, atomicfile.Describe(fi.Mode()), state.ErrCorrupt)
 	}
 	if err != nil {
 		f.Close()

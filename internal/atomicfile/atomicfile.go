@@ -292,3 +292,25 @@ func SyncFile(path string) error {
 	}
 	return err
 }
+
+// Describe names the kind of file a mode is, for error messages: "a
+// FIFO", "a symbolic link", "a character device", ...
+func Describe(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m.IsDir():
+		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
+	}
+	return "not a regular file"
+}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-ftl2/ftlstate/internal/atomicfile"
 	"github.com/go-ftl2/ftlstate/state"
 )
 
@@ -122,31 +123,12 @@ func openFile(path string, flag int) (*os.File, error) {
 // with one link.
 func checkRegular(path string, fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
-		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s): remove it", ErrNotRegular, describe(fi.Mode()))}
+		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s): remove it", ErrNotRegular, atomicfile.Describe(fi.Mode()))}
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
 		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (it has %d hard links, so writing it would change another file): remove it", ErrNotRegular, st.Nlink)}
 	}
 	return nil
-}
-
-// describe names a kind of file for an error message.
-func describe(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m.IsDir():
-		return "a directory"
-	}
-	return "not a regular file"
 }
 
 // Create opens (creating, mode 0600) the lock-info file at path and writes
