@@ -84,6 +84,32 @@ type walker struct {
 	// leaf, when set, gets every record (not a nested bucket) found in a
 	// leaf of a top-level bucket that passed its checks.
 	leaf func(bucket string, k, v []byte)
+	// leafKeys is the keys of the leaf page being checked, reused from
+	// page to page.
+	leafKeys [][]byte
+}
+
+// where names the place of a problem: a bucket, and once its page is
+// checked, the page or its inline page. Its text is built only when a
+// problem is reported (a walk builds millions of them otherwise).
+type where struct {
+	name   string // the bucket ("" for the root)
+	label  string // when set, names the place instead of a bucket
+	id     uint64
+	page   bool // id is the bucket's page, checked
+	inline bool // the bucket's inline page
+}
+
+func (at where) String() string {
+	switch {
+	case at.label != "":
+		return at.label
+	case at.inline:
+		return "bucket " + bucketName(at.name) + ", inline page"
+	case at.page:
+		return fmt.Sprintf("bucket %s, page %d", bucketName(at.name), at.id)
+	}
+	return "bucket " + bucketName(at.name)
 }
 
 // walkPages checks the structure of the bbolt file f as of its newest
@@ -186,7 +212,7 @@ func (w *walker) marked(bits []byte, id uint64) bool { return bits[id/8]&(1<<(id
 var ne = binary.NativeEndian
 
 // page returns page id and its overflow pages, after checking them.
-func (w *walker) page(id uint64, what string) ([]byte, bool) {
+func (w *walker) page(id uint64, what where) ([]byte, bool) {
 	if id < 2 || id >= w.hwm {
 		w.problem("%s: page %d is outside the %d pages in use", what, id, w.hwm)
 		return nil, false
@@ -217,7 +243,7 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 	if w.full() {
 		return
 	}
-	what := "bucket " + bucketName(name)
+	what := where{name: name, id: id}
 	top := name != "" && !strings.Contains(name, "/") // a bucket of the layout, whose records are counted
 	if top {
 		w.out.records[name] += 0
@@ -241,9 +267,9 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 				return
 			}
 		}
-		what = fmt.Sprintf("%s, page %d", what, id)
+		what.page = true
 	} else {
-		what += ", inline page"
+		what.inline = true
 		if len(p) < pageHeaderSize {
 			w.problem("%s: %d bytes, shorter than a page header", what, len(p))
 			return
@@ -290,7 +316,8 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 			}
 		}
 	case flags&leafPageFlag != 0 && flags&^leafPageFlag == 0:
-		keys := make([][]byte, count)
+		keys := w.leafKeys[:0]
+		records := 0
 		type sub struct {
 			name   string
 			root   uint64
@@ -306,13 +333,11 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 				return
 			}
 			k := p[e+pos : e+pos+ksize]
-			keys[i] = k
+			keys = append(keys, k)
 			if eflags&bucketLeafFlag == 0 {
-				if top {
-					w.out.records[name]++
-					if w.leaf != nil {
-						w.leaf(name, k, p[e+pos+ksize:e+pos+ksize+vsize])
-					}
+				records++
+				if top && w.leaf != nil {
+					w.leaf(name, k, p[e+pos+ksize:e+pos+ksize+vsize])
 				}
 				if name == string(bucketMetadata) && (string(k) == string(keyHosts) || string(k) == string(keyResources)) && vsize == 8 {
 					w.out.counters[string(k)] = binary.BigEndian.Uint64(p[e+pos+ksize:])
@@ -333,6 +358,10 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 			}
 			subs = append(subs, s)
 		}
+		w.leafKeys = keys
+		if top {
+			w.out.records[name] += records
+		}
 		if !w.ordered(keys, lo, hi, what) {
 			return
 		}
@@ -347,24 +376,34 @@ func (w *walker) tree(id uint64, inline, lo, hi []byte, name string, depth int) 
 	}
 }
 
-// ordered checks that keys increase strictly and lie in [lo, hi).
-func (w *walker) ordered(keys [][]byte, lo, hi []byte, what string) bool {
-	for i, k := range keys {
-		switch {
-		case i > 0 && bytes.Compare(keys[i-1], k) >= 0:
-			w.problem("%s: keys out of order (%q before %q)", what, shortKey(string(keys[i-1])), shortKey(string(k)))
-			return false
-		case lo != nil && bytes.Compare(k, lo) < 0, hi != nil && bytes.Compare(k, hi) >= 0:
-			w.problem("%s: key %q outside the range its parent branch gives the page (a branch points at the wrong page)", what, shortKey(string(k)))
+// ordered checks that keys increase strictly and lie in [lo, hi): once
+// they increase, that is their first's and their last's bounds.
+func (w *walker) ordered(keys [][]byte, lo, hi []byte, what where) bool {
+	for i := 1; i < len(keys); i++ {
+		if bytes.Compare(keys[i-1], keys[i]) >= 0 {
+			w.problem("%s: keys out of order (%q before %q)", what, shortKey(string(keys[i-1])), shortKey(string(keys[i])))
 			return false
 		}
 	}
-	return true
+	if len(keys) == 0 {
+		return true
+	}
+	var out []byte
+	switch first, last := keys[0], keys[len(keys)-1]; {
+	case lo != nil && bytes.Compare(first, lo) < 0:
+		out = first
+	case hi != nil && bytes.Compare(last, hi) >= 0:
+		out = last
+	default:
+		return true
+	}
+	w.problem("%s: key %q outside the range its parent branch gives the page (a branch points at the wrong page)", what, shortKey(string(out)))
+	return false
 }
 
 // freelist checks the freelist page id and the pages it lists.
 func (w *walker) freelist(id uint64) {
-	const what = "freelist"
+	what := where{label: "freelist"}
 	p, ok := w.page(id, what)
 	if !ok {
 		return
